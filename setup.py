@@ -1,0 +1,26 @@
+"""Packaging for source-callvolume: the Airbyte source for Kore.ai AgentAssist call volume."""
+
+from setuptools import find_packages, setup
+
+VERSION = "0.1.0"
+
+setup(
+    name="source-callvolume",
+    version=VERSION,
+    description="Airbyte source connector for Kore.ai AgentAssist call volume (15-minute queue intervals).",
+    author="source-callvolume developers",
+    license="MIT",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["source_callvolume", "source_callvolume.*"]),
+    package_data={"source_callvolume": ["manifest.yaml"]},
+    install_requires=[
+        "airbyte-cdk==7.39.1",
+        "pyjwt>=2.8,<3",
+        "requests>=2.31,<3",
+    ],
+    extras_require={
+        # requests-mock: the CDK's HttpMocker imports it without declaring it.
+        "tests": ["pytest>=8,<10", "requests-mock>=1.12,<2"],
+    },
+    entry_points={"console_scripts": ["source-callvolume=source_callvolume.run:run"]},
+)

@@ -1,0 +1,148 @@
+"""Entry point of the `source-callvolume` command.
+
+Beyond the CDK's own `launch`, it
+- checks the config field by field before anything else, so `check` answers FAILED and `read`/`discover` fail
+  with a config error that names the field, before any request (the CDK's schema check names no field);
+- masks every JWT in what it prints. The CDK registers the config's secrets for masking, but not the tokens
+  signed per request, and under `--debug` it logs each request's headers: the masking covers those logs, the
+  messages printed on stdout (traces and their stack traces included), and the error that ends a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import datetime, timezone
+from typing import List, Optional
+
+from airbyte_cdk.entrypoint import AirbyteEntrypoint
+from airbyte_cdk.logger import PRINT_BUFFER
+from airbyte_cdk.models import (
+    AirbyteConnectionStatus,
+    AirbyteErrorTraceMessage,
+    AirbyteMessage,
+    AirbyteTraceMessage,
+    FailureType,
+    Status,
+    TraceType,
+    Type,
+)
+
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_callvolume.source import SourceCallvolume, config_problems
+
+_JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
+_RECORD_PREFIX = '{"type":"RECORD"'
+MASK = "****"
+
+
+def mask_tokens(text: str) -> str:
+    """Replaces anything shaped like a JWT (header.payload.signature, base64url JSON) with ****."""
+    return _JWT_PATTERN.sub(MASK, text)
+
+
+class _TokenMaskingFilter(logging.Filter):
+    """Masks JWTs in a log record's message and extras (request headers under --debug) before it is formatted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_tokens(record.getMessage())
+        record.args = None
+        for name, value in list(vars(record).items()):
+            if name not in _STANDARD_RECORD_FIELDS and value is not None:
+                setattr(record, name, mask_tokens(str(value)))
+        return True
+
+
+_STANDARD_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, None, None, None))) | {"message", "asctime"}
+
+
+def _install_token_masking() -> None:
+    masking = _TokenMaskingFilter()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(masking)
+
+
+def _trace(message: str, failure_type: FailureType) -> str:
+    trace = AirbyteMessage(
+        type=Type.TRACE,
+        trace=AirbyteTraceMessage(
+            type=TraceType.ERROR,
+            emitted_at=datetime.now(timezone.utc).timestamp() * 1000,
+            error=AirbyteErrorTraceMessage(
+                message=message, internal_message=message, failure_type=failure_type
+            ),
+        ),
+    )
+    return AirbyteEntrypoint.airbyte_message_to_string(trace)
+
+
+def _print(message: str) -> None:
+    if not message.startswith(_RECORD_PREFIX):
+        message = mask_tokens(message)
+    print(f"{message}\n", end="")
+
+
+def _load_json(path: Optional[str], what: str, flag: str) -> Optional[object]:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except FileNotFoundError:
+        raise _Refused(f"The {what} file {path!r} given with {flag} does not exist.")
+    except (OSError, ValueError) as error:
+        raise _Refused(f"The {what} file {path!r} given with {flag} is not valid JSON ({error.__class__.__name__}): fix the file.")
+
+
+class _Refused(Exception):
+    """Input the connector refuses before it starts; the message names the cause and the fix."""
+
+
+def run(args: Optional[List[str]] = None) -> None:
+    args = sys.argv[1:] if args is None else args
+    command = args[0] if args else None
+    config_path = AirbyteEntrypoint.extract_config(args)
+    try:
+        config = _load_json(config_path, "config", "--config")
+        if config is not None and not isinstance(config, dict):
+            raise _Refused(f"The config file {config_path!r} must hold a JSON object.")
+        problems = config_problems(config) if config is not None and command in ("check", "discover", "read") else []
+        if problems:
+            raise _Refused("The config cannot be used: " + " ".join(problems))
+        catalog = _load_json(AirbyteEntrypoint.extract_catalog(args), "catalog", "--catalog")
+        state = _load_json(AirbyteEntrypoint.extract_state(args), "state", "--state")
+        source = SourceCallvolume(
+            SourceCallvolume.read_catalog(AirbyteEntrypoint.extract_catalog(args)) if catalog is not None else None,
+            config,
+            SourceCallvolume.read_state(AirbyteEntrypoint.extract_state(args)) if state is not None else None,
+        )
+    except _Refused as refusal:
+        if command == "check":
+            status = AirbyteMessage(
+                type=Type.CONNECTION_STATUS,
+                connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=str(refusal)),
+            )
+            _print(AirbyteEntrypoint.airbyte_message_to_string(status))
+            return
+        _print(_trace(str(refusal), FailureType.config_error))
+        sys.exit(1)
+
+    entrypoint = AirbyteEntrypoint(source)
+    parsed_args = entrypoint.parse_args(args)
+    _install_token_masking()
+    with PRINT_BUFFER:
+        try:
+            for message in entrypoint.run(parsed_args):
+                _print(message)
+        except Exception as error:
+            # Printed here rather than by the CDK's exception hook, so that the masking applies to it too.
+            traced = error if isinstance(error, AirbyteTracedException) else AirbyteTracedException.from_exception(error)
+            _print(AirbyteEntrypoint.airbyte_message_to_string(traced.as_sanitized_airbyte_message()))
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()
