@@ -3,9 +3,10 @@
 Beyond the CDK's own `launch`, it
 - checks the config field by field before anything else, so `check` answers FAILED and `read`/`discover` fail
   with a config error that names the field, before any request (the CDK's schema check names no field);
-- masks every JWT in what it prints. The CDK registers the config's secrets for masking, but not the tokens
-  signed per request, and under `--debug` it logs each request's headers: the masking covers those logs, the
-  messages printed on stdout (traces and their stack traces included), and the error that ends a run.
+- masks every JWT, and the config's secrets, in what it prints. The CDK masks the config's secrets in most
+  places but not the tokens signed per request, and under `--debug` it logs each request's headers: the
+  masking covers those logs, every message printed on stdout but records (traces and their stack traces
+  included), and the error that ends a run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from airbyte_cdk.models import (
     Type,
 )
 
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_callvolume.source import SourceCallvolume, config_problems
@@ -81,7 +83,7 @@ def _trace(message: str, failure_type: FailureType) -> str:
 
 def _print(message: str) -> None:
     if not message.startswith(_RECORD_PREFIX):
-        message = mask_tokens(message)
+        message = mask_tokens(filter_secrets(message))
     print(f"{message}\n", end="")
 
 
