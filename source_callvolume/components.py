@@ -5,12 +5,11 @@ Each class says why the CDK's own component falls short. BEHAVIOR.md explains th
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 import warnings
 from dataclasses import InitVar, dataclass
-from typing import Any, Dict, Iterable, Mapping, MutableMapping, Optional, Tuple, Union
+from typing import Any, Iterable, Mapping, MutableMapping, Optional, Union
 
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
@@ -33,7 +32,7 @@ from airbyte_cdk.sources.types import Config, Record
 
 RECORDS_FIELD = "CallVolumeUpdate"
 HAS_MORE_FIELD = "hasMore"
-ID_FIELD = "_id"
+TOTAL_COUNT_FIELD = "totalCount"
 AUTH_HEADER = "auth"
 # Kore.ai accepts tokens that live at most one hour; a short life limits what a leaked token could do.
 TOKEN_LIFETIME_SECONDS = 600
@@ -62,34 +61,6 @@ def parsed_page(response: requests.Response) -> Optional[Mapping[str, Any]]:
         setattr(response, _PAYLOAD_ATTRIBUTE, payload)
     return payload  # type: ignore[return-value]
 
-
-def _page_request(response: requests.Response) -> Tuple[Optional[str], Optional[str], int]:
-    """(fromTimeStamp, toTimeStamp, skip) of the request a page answers."""
-    body = orjson.loads(response.request.body or b"{}")
-    return body.get("fromTimeStamp"), body.get("toTimeStamp"), int(body.get("skip") or 0)
-
-
-class _ExpectedAnchors:
-    """The row each pending page request should repeat first, keyed by that request's window and skip.
-
-    The paginator knows the anchor; the extractor must drop it from the next page; the CDK gives the record
-    filter no page token, so the two meet here. Entries are taken once, when their page arrives.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._anchors: Dict[Tuple[Optional[str], Optional[str], int], str] = {}
-
-    def expect(self, request: Tuple[Optional[str], Optional[str], int], anchor: str) -> None:
-        with self._lock:
-            self._anchors[request] = anchor
-
-    def take(self, request: Tuple[Optional[str], Optional[str], int]) -> Optional[str]:
-        with self._lock:
-            return self._anchors.pop(request, None)
-
-
-_EXPECTED_ANCHORS = _ExpectedAnchors()
 
 
 @dataclass
@@ -129,21 +100,20 @@ class PerRequestJwtAuthenticator(DeclarativeAuthenticator):
 
 @dataclass
 class HasMoreOffsetPagination(PaginationStrategy):
-    """Offset paging that follows `hasMore` and notices when rows shift under it.
+    """Offset paging that follows `hasMore` and re-reads a window whose rows moved while it was paged.
 
     Why not `OffsetIncrement`: it stops on the first page shorter than `limit` and ignores `hasMore`, but
-    Kore.ai may cap its pages below the `limit` asked for while `hasMore` is still true; and plain offsets lose
-    a row whenever a row before the offset is removed while the window is being paged (each later row moves
-    one place up, and the row at the page boundary is skipped).
+    Kore.ai may cap its pages below the `limit` asked for while `hasMore` is still true. Here `skip` grows by
+    the rows actually received, and the page with `hasMore: false` is the last one.
 
-    So each page after the first starts one row early, on the last row already read (the anchor):
-    - the anchor first on the page: nothing moved; the extractor drops the repeated anchor;
-    - the anchor further down: rows were inserted before it; they are new, nothing was skipped, go on;
-    - the anchor missing: rows before it were removed or reordered, so some may have been skipped; the window
-      is read again from the start (duplicates are harmless, the primary key dedups them), at most
-      `MAX_WINDOW_RESTARTS` times before the sync fails rather than lose rows silently.
-    The token is `{"skip", "anchor", "restarts"}`, derived only from the page just read: one instance pages
-    every window at once, so it keeps no state of its own.
+    Offsets also shift when rows are inserted into or removed from a window between two page requests: a row
+    removed before the offset moves every later row one place up, and the row at the page boundary is
+    skipped. Every page carries `totalCount`; when it differs from the first page's, the window is read again
+    from `skip` 0 (the rows read twice are dedup'd by the primary key), at most `MAX_WINDOW_RESTARTS` times
+    before the sync fails rather than lose rows silently.
+
+    The token is `{"skip", "total", "restarts"}`, derived only from the page just read and the previous token:
+    one instance pages every window at once, so it keeps no state of its own.
     """
 
     config: Config
@@ -171,46 +141,42 @@ class HasMoreOffsetPagination(PaginationStrategy):
         stream_slice: Any = None,
     ) -> Optional[Any]:
         page = parsed_page(response)
-        rows = page[RECORDS_FIELD] if page else []
+        if page is None:
+            return None
         token = last_page_token_value or {}
-        skip, anchor, restarts = token.get("skip", 0), token.get("anchor"), token.get("restarts", 0)
-        if anchor is not None and not any(row.get(ID_FIELD) == anchor for row in rows):
+        skip, first_total, restarts = token.get("skip", 0), token.get("total"), token.get("restarts", 0)
+        total = page.get(TOTAL_COUNT_FIELD)
+        if first_total is not None and total is not None and total != first_total:
             if restarts >= self.MAX_WINDOW_RESTARTS:
                 raise ShiftingWindowError(
-                    f"Rows kept moving while this window was paged ({restarts} re-reads from the start), so rows "
-                    "could be skipped; the sync stops instead. Run it again; if it persists, lower `window_hours`."
+                    f"Rows kept being added or removed while this window was paged (read again {restarts} times), "
+                    "so rows could be skipped; the sync stops instead. Run it again; if it persists, lower `window_hours`."
                 )
-            return {"skip": 0, "anchor": None, "restarts": restarts + 1}
-        if not page or not page.get(HAS_MORE_FIELD):
+            return {"skip": 0, "total": None, "restarts": restarts + 1}
+        if not page.get(HAS_MORE_FIELD):
             return None
-        if not rows:
+        rows = len(page[RECORDS_FIELD])
+        if rows == 0:
             raise MalformedPageError(
                 "Kore.ai answered hasMore=true with an empty page; the connector stops rather than loop."
             )
-        if len(rows) == 1:
-            # A one-row page cannot both repeat the anchor and move on.
-            return {"skip": skip + 1, "anchor": None, "restarts": restarts}
-        next_skip, anchor = skip + len(rows) - 1, rows[-1].get(ID_FIELD)
-        window_from, window_to, _ = _page_request(response)
-        _EXPECTED_ANCHORS.expect((window_from, window_to, next_skip), anchor)
-        return {"skip": next_skip, "anchor": anchor, "restarts": restarts}
+        return {"skip": skip + rows, "total": total if first_total is None else first_total, "restarts": restarts}
 
     def get_page_size(self) -> Optional[int]:
         return self._page_size
-
-
-class ShiftingWindowError(Exception):
-    """Rows moved under the offsets of a window more often than re-reading it can absorb."""
 
 
 class MalformedPageError(Exception):
     """The API sent a page the connector cannot continue from."""
 
 
+class ShiftingWindowError(Exception):
+    """Rows moved under the offsets of a window more often than re-reading it can absorb."""
+
+
 @dataclass
 class CallVolumeExtractor(RecordExtractor):
-    """Yields the rows of `CallVolumeUpdate` from the page the error handler already parsed, less the anchor
-    row the page repeats from the previous one (see `HasMoreOffsetPagination`).
+    """Yields the rows of `CallVolumeUpdate` from the page the error handler already parsed.
 
     Why not `DpathExtractor`: it decodes the body a second time and walks every leaf of the page to resolve a
     one-element path (15% of a sync's CPU, see perf-notes), and its JSON decoder turns an unreadable body into
@@ -224,11 +190,7 @@ class CallVolumeExtractor(RecordExtractor):
         page = parsed_page(response)
         if page is None:
             raise MalformedPageError("Kore.ai sent a page that is not call-volume JSON after all retries.")
-        rows = page[RECORDS_FIELD]
-        anchor = _EXPECTED_ANCHORS.take(_page_request(response))
-        if anchor is not None and rows and rows[0].get(ID_FIELD) == anchor:
-            return rows[1:]
-        return rows
+        return page[RECORDS_FIELD]
 
 
 _UNREACHABLE_HOST_HINT = "check `host`: it should be the Kore.ai environment, e.g. platform.kore.ai"
