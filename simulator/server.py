@@ -457,6 +457,7 @@ class Simulator:
 
     @property
     def requests(self) -> list[dict]:
+        """One dict per request received: path, body, auth, claims, status (0: reset or hang), received_at (monotonic)."""
         with self._log_lock:
             return list(self._request_log)
 
@@ -735,7 +736,7 @@ class Simulator:
         with self._log_lock:
             self._request_log.append({
                 "path": path, "body": body, "auth": auth, "claims": claims,
-                "status": 0 if reply.action else reply.status,
+                "status": 0 if reply.action else reply.status, "received_at": time.monotonic(),
             })
         return reply
 
