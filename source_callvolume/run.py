@@ -38,6 +38,10 @@ from source_callvolume.source import SourceCallvolume, config_problems
 
 _JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 _RECORD_PREFIX = '{"type":"RECORD"'
+_TRACE_PREFIX = '{"type":"TRACE"'
+_ERROR_FAILURE_TYPE = re.compile(r'"failure_type":"(\w+)"')
+# The internal message of the trace the CDK raises at the end of a read whose streams failed.
+_CDK_COMBINED_FAILURE = "Concurrent read failure"
 MASK = "****"
 
 
@@ -135,15 +139,33 @@ def run(args: Optional[List[str]] = None) -> None:
     entrypoint = AirbyteEntrypoint(source)
     parsed_args = entrypoint.parse_args(args)
     _install_token_masking()
+    stream_failure_types: List[str] = []
     with PRINT_BUFFER:
         try:
             for message in entrypoint.run(parsed_args):
+                if message.startswith(_TRACE_PREFIX):
+                    stream_failure_types += _ERROR_FAILURE_TYPE.findall(message)
                 _print(message)
         except Exception as error:
             # Printed here rather than by the CDK's exception hook, so that the masking applies to it too.
             traced = error if isinstance(error, AirbyteTracedException) else AirbyteTracedException.from_exception(error)
+            if traced.internal_message == _CDK_COMBINED_FAILURE and stream_failure_types:
+                traced.failure_type = _most_actionable(stream_failure_types)
             _print(AirbyteEntrypoint.airbyte_message_to_string(traced.as_sanitized_airbyte_message()))
             sys.exit(1)
+
+
+def _most_actionable(failure_types: List[str]) -> FailureType:
+    """The type the run's last trace should carry: a config error only when every stream failed for its config.
+
+    The CDK ends a run whose streams failed with one combined trace typed `config_error` whatever the streams'
+    own errors were ("not actionable", it says), so a sync that ran out of retries would tell the user to fix the
+    config. This gives the combined trace the type of the errors it combines.
+    """
+    for failure_type in (FailureType.system_error, FailureType.transient_error):
+        if failure_type.value in failure_types:
+            return failure_type
+    return FailureType.config_error
 
 
 if __name__ == "__main__":
