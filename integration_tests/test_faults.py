@@ -266,6 +266,17 @@ def test_a_config_file_that_is_not_json_is_refused_with_its_path(tmp_path: Path)
     assert "Traceback" not in completed.stdout + completed.stderr
 
 
+def test_a_state_that_is_not_a_time_is_refused_naming_the_value_and_the_fix(connector: Connector) -> None:
+    garbage = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "call_volume"}, "stream_state": {"intervalEndTimeStamp": "garbage"}}}]
+    with Simulator(queues=1, days=1) as sim:
+        run = connector.read(sim.config(), state=garbage)
+        requests_made = sim.requests
+
+    assert run.returncode != 0 and requests_made == []
+    assert run.errors[0]["failure_type"] == "config_error"
+    assert "'garbage'" in run.errors[0]["message"] and "reset the stream" in run.errors[0]["message"]
+
+
 def test_soak_over_100k_rows_through_every_fault_delivers_the_exact_set_and_final_state(connector: Connector) -> None:
     faults = Faults(rate_429=0.02, rate_5xx=0.03, rate_truncated=0.02, rate_not_json=0.02, rate_reset=0.02, retry_after=1)
     with Simulator(queues=24, days=50, page_cap=500, faults=faults) as sim:

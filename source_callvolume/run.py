@@ -34,7 +34,7 @@ from airbyte_cdk.models import (
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_callvolume.source import SourceCallvolume, config_problems
+from source_callvolume.source import SourceCallvolume, config_problems, state_problems
 
 _JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 _RECORD_PREFIX = '{"type":"RECORD"'
@@ -120,6 +120,9 @@ def run(args: Optional[List[str]] = None) -> None:
             raise _Refused("The config cannot be used: " + " ".join(problems))
         catalog = _load_json(AirbyteEntrypoint.extract_catalog(args), "catalog", "--catalog")
         state = _load_json(AirbyteEntrypoint.extract_state(args), "state", "--state")
+        problems = state_problems(state)
+        if problems:
+            raise _Refused(" ".join(problems))
         source = SourceCallvolume(
             SourceCallvolume.read_catalog(AirbyteEntrypoint.extract_catalog(args)) if catalog is not None else None,
             config,

@@ -28,6 +28,7 @@ from source_callvolume.components import RECORDS_FIELD, parsed_page
 
 MANIFEST_PATH = str(Path(__file__).with_name("manifest.yaml"))
 STREAM_NAME = "call_volume"
+CURSOR_FIELD = "intervalEndTimeStamp"
 DEFAULT_HOST = "https://platform.kore.ai"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 INTERVAL = timedelta(minutes=15)
@@ -174,6 +175,32 @@ def config_problems(config: Mapping[str, Any]) -> List[str]:
             every = f" in steps of {multiple}" if multiple > 1 else ""
             problems.append(f"`{name}` must be a whole number from {minimum} to {maximum}{every}; it is {value!r}.")
     return problems
+
+
+def state_problems(state: Any) -> List[str]:
+    """Problems of a state file's cursor for this stream, each naming the value and the fix."""
+    messages = state if isinstance(state, list) else []
+    problems = []
+    for message in messages:
+        stream = message.get("stream") if isinstance(message, Mapping) else None
+        if not isinstance(stream, Mapping) or stream.get("stream_descriptor", {}).get("name") != STREAM_NAME:
+            continue
+        cursor = (stream.get("stream_state") or {}).get(CURSOR_FIELD)
+        if cursor is not None and _parse_cursor(cursor) is None:
+            problems.append(
+                f"The state's {CURSOR_FIELD} is {cursor!r}, not a UTC time like 2024-03-01T10:15:00Z: "
+                "fix the state file, or reset the stream to sync from `start_date` again."
+            )
+    return problems
+
+
+def _parse_cursor(value: Any) -> Optional[datetime]:
+    for pattern in (TIMESTAMP_FORMAT, "%Y-%m-%dT%H:%M:%S.%fZ"):
+        try:
+            return datetime.strptime(value, pattern) if isinstance(value, str) else None
+        except ValueError:
+            continue
+    return None
 
 
 def _host_problems(host: Any) -> List[str]:
