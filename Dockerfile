@@ -1,0 +1,22 @@
+# The connector image, run by Airbyte as `<image> spec|check|discover|read ...`.
+# Only setup.py and the package are in the build context (see .dockerignore): no tests, simulator or benchmarks.
+FROM python:3.11-slim
+
+LABEL io.airbyte.name=airbyte/source-callvolume
+# Must equal VERSION in setup.py and dockerImageTag in metadata.yaml (unit_tests/test_packaging.py checks it).
+LABEL io.airbyte.version=0.1.0
+
+# Airbyte's launcher reads AIRBYTE_ENTRYPOINT when it replaces the container's command with its own wrapper.
+ENV AIRBYTE_ENTRYPOINT="source-callvolume"
+
+WORKDIR /airbyte/integration_code
+COPY setup.py ./
+COPY source_callvolume ./source_callvolume
+RUN pip install --no-cache-dir --disable-pip-version-check . \
+    && useradd --system --uid 1000 --create-home --home-dir /home/airbyte airbyte
+
+# The connector needs no privileges: it reads its config from a mounted file and makes HTTPS requests.
+USER airbyte
+WORKDIR /home/airbyte
+
+ENTRYPOINT ["source-callvolume"]
