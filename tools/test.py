@@ -18,12 +18,37 @@ TEST_PATHS = ["unit_tests", "integration_tests"]
 DOCKER_SMOKE = Path(__file__).with_name("docker_smoke.py")
 
 
+class _Outcomes:
+    """Counts pytest's outcomes, for the one summary line that closes the whole run."""
+
+    def __init__(self) -> None:
+        self.passed = self.failed = self.skipped = 0
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        stats = terminalreporter.stats
+        self.passed = len(stats.get("passed", []))
+        self.failed = len(stats.get("failed", [])) + len(stats.get("error", []))
+        self.skipped = len(stats.get("skipped", []))
+
+
 def main(argv: list[str]) -> int:
-    pytest_status = int(pytest.main([*TEST_PATHS, "-q", "-p", "no:cacheprovider", *argv]))
+    outcomes = _Outcomes()
+    pytest_status = int(pytest.main([*TEST_PATHS, "-q", "-p", "no:cacheprovider", *argv], plugins=[outcomes]))
     sys.stdout.flush()
     # Run even after a pytest failure: one run then reports on both the code and the image.
-    smoke_status = subprocess.run([sys.executable, str(DOCKER_SMOKE)]).returncode
-    return pytest_status or smoke_status
+    skipped = False
+    with subprocess.Popen([sys.executable, str(DOCKER_SMOKE)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as smoke:
+        for line in smoke.stdout:  # type: ignore[union-attr]
+            print(line, end="", flush=True)
+            skipped = skipped or line.startswith("SKIPPED:")
+    if smoke.returncode:
+        outcomes.failed += 1
+    elif skipped:
+        outcomes.skipped += 1
+    else:
+        outcomes.passed += 1
+    print(f"{outcomes.passed} passed, {outcomes.failed} failed, {outcomes.skipped} skipped")
+    return pytest_status or smoke.returncode
 
 
 if __name__ == "__main__":
