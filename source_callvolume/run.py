@@ -18,6 +18,10 @@ import sys
 from datetime import datetime, timezone
 from typing import List, Optional
 
+from source_callvolume import fast_paths
+
+fast_paths.install()  # before the first airbyte_cdk import, which it makes ~0.7 s faster
+
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import (
@@ -88,7 +92,8 @@ def _trace(message: str, failure_type: FailureType) -> str:
 def _print(message: str) -> None:
     if not message.startswith(_RECORD_PREFIX):
         message = mask_tokens(filter_secrets(message))
-    print(f"{message}\n", end="")
+    # One write: under PRINT_BUFFER each write takes its lock, and print() writes twice (the text, then `end`).
+    sys.stdout.write(message + "\n")
 
 
 def _load_json(path: Optional[str], what: str, flag: str) -> Optional[object]:
