@@ -116,6 +116,8 @@ def run(args: Optional[List[str]] = None) -> None:
     args = sys.argv[1:] if args is None else args
     command = args[0] if args else None
     config_path = AirbyteEntrypoint.extract_config(args)
+    catalog_path = AirbyteEntrypoint.extract_catalog(args)
+    state_path = AirbyteEntrypoint.extract_state(args)
     try:
         config = _load_json(config_path, "config", "--config")
         if config is not None and not isinstance(config, dict):
@@ -123,15 +125,14 @@ def run(args: Optional[List[str]] = None) -> None:
         problems = config_problems(config) if config is not None and command in ("check", "discover", "read") else []
         if problems:
             raise _Refused("The config cannot be used: " + " ".join(problems))
-        catalog = _load_json(AirbyteEntrypoint.extract_catalog(args), "catalog", "--catalog")
-        state = _load_json(AirbyteEntrypoint.extract_state(args), "state", "--state")
-        problems = state_problems(state)
+        _load_json(catalog_path, "catalog", "--catalog")  # refuses a file that is not JSON, naming it
+        problems = state_problems(_load_json(state_path, "state", "--state"))
         if problems:
             raise _Refused(" ".join(problems))
         source = SourceCallvolume(
-            SourceCallvolume.read_catalog(AirbyteEntrypoint.extract_catalog(args)) if catalog is not None else None,
+            SourceCallvolume.read_catalog(catalog_path) if catalog_path else None,
             config,
-            SourceCallvolume.read_state(AirbyteEntrypoint.extract_state(args)) if state is not None else None,
+            SourceCallvolume.read_state(state_path) if state_path else None,
         )
     except _Refused as refusal:
         if command == "check":
