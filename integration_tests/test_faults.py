@@ -17,7 +17,7 @@ import os
 import re
 import signal
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional
 
