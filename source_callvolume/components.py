@@ -62,7 +62,6 @@ def parsed_page(response: requests.Response) -> Optional[Mapping[str, Any]]:
     return payload  # type: ignore[return-value]
 
 
-
 @dataclass
 class PerRequestJwtAuthenticator(DeclarativeAuthenticator):
     """Signs a fresh HS256 token, with a unique `jti`, for every request and every retry of it.

@@ -14,7 +14,7 @@ import logging
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Mapping, MutableMapping, Optional
+from typing import Any, Callable, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from airbyte_cdk.models import AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog
@@ -31,6 +31,8 @@ STREAM_NAME = "call_volume"
 CURSOR_FIELD = "intervalEndTimeStamp"
 DEFAULT_HOST = "https://platform.kore.ai"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# What a state's cursor may hold: the connector's own format, or the API's, with milliseconds.
+CURSOR_FORMATS = (TIMESTAMP_FORMAT, "%Y-%m-%dT%H:%M:%S.%fZ")
 INTERVAL = timedelta(minutes=15)
 # Far enough back for any contact centre's history; the search needs a lower bound to stop at.
 EARLIEST_SEARCHED_DAY = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -186,21 +188,12 @@ def state_problems(state: Any) -> List[str]:
         if not isinstance(stream, Mapping) or stream.get("stream_descriptor", {}).get("name") != STREAM_NAME:
             continue
         cursor = (stream.get("stream_state") or {}).get(CURSOR_FIELD)
-        if cursor is not None and _parse_cursor(cursor) is None:
+        if cursor is not None and _parse(cursor, CURSOR_FORMATS) is None:
             problems.append(
                 f"The state's {CURSOR_FIELD} is {cursor!r}, not a UTC time like 2024-03-01T10:15:00Z: "
                 "fix the state file, or reset the stream to sync from `start_date` again."
             )
     return problems
-
-
-def _parse_cursor(value: Any) -> Optional[datetime]:
-    for pattern in (TIMESTAMP_FORMAT, "%Y-%m-%dT%H:%M:%S.%fZ"):
-        try:
-            return datetime.strptime(value, pattern) if isinstance(value, str) else None
-        except ValueError:
-            continue
-    return None
 
 
 def _host_problems(host: Any) -> List[str]:
@@ -249,19 +242,21 @@ def _date_problem(config: Mapping[str, Any], name: str, problems: List[str]) -> 
     value = config.get(name)
     if value is None or value == "":
         return None
-    parsed = _parse(value)
+    parsed = _parse(value.strip() if isinstance(value, str) else value)
     if parsed is None:
         problems.append(f"`{name}` must be a real UTC time written YYYY-MM-DDTHH:MM:SSZ, e.g. 2024-01-01T00:00:00Z; it is {value!r}.")
     return parsed
 
 
-def _parse(value: Any) -> Optional[datetime]:
+def _parse(value: Any, formats: Tuple[str, ...] = (TIMESTAMP_FORMAT,)) -> Optional[datetime]:
     if not isinstance(value, str):
         return None
-    try:
-        return datetime.strptime(value.strip(), TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
+    for timestamp_format in formats:
+        try:
+            return datetime.strptime(value, timestamp_format).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
 
 
 def _format(moment: datetime) -> str:
