@@ -1,6 +1,7 @@
 """Pins what `read` delivers against the simulator: the exact set of intervals, whatever the API does at edges.
 
 - full refresh under each of the four time-filter semantics the API might use, and under a page cap;
+- every state's record count is the number of records written since the previous state;
 - incremental across syncs: late-published and revised intervals are read by the next sync, the state never
   runs ahead of the data received, a sync with nothing new re-reads only the lookback, a future state reads
   nothing;
@@ -79,6 +80,26 @@ def test_full_refresh_with_jti_enforced_signs_a_new_token_for_every_request(conn
 
     assert ids(run.records) == ids(expected)
     assert statuses == {200}
+
+
+def test_each_state_counts_the_records_written_since_the_previous_state(connector: Connector) -> None:
+    # The platform checks `sourceStats.recordCount` against the records it received; records reach stdout in
+    # blocks of up to 100 (record_blocks.py), which must count as the records they hold.
+    with Simulator(queues=5, days=4, page_cap=130) as sim:
+        run = connector.read(sim.config(window_hours=8), sync_mode="full_refresh")
+        expected = sim.records()
+
+    reported, written, since_last_state = [], [], 0
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            since_last_state += 1
+        elif message["type"] == "STATE":
+            reported.append(message["state"]["sourceStats"]["recordCount"])
+            written.append(since_last_state)
+            since_last_state = 0
+
+    assert len(run.records) == len(expected) and since_last_state == 0
+    assert len(reported) > 3 and reported == written
 
 
 def test_incremental_reads_late_published_and_revised_intervals_in_the_next_sync(connector: Connector) -> None:
