@@ -4,9 +4,9 @@
 record blocks of 7 suit a caller that writes what the entrypoint yields to a stream, not the CDK's in-process
 test harness. Each shortcut takes only inputs it handles exactly as the CDK does and passes everything else to
 the CDK's own code, so records, state, errors and validation stay the CDK's. Together they take the full
-refresh that `python -m bench` measures from 11.5x the raw loop's wall time to about 2.5x (README,
-Performance). They belong upstream (airbyte-python-cdk, serpyco-rs); drop each one when the pinned versions
-have it. On any other CDK version nothing is patched.
+refresh that `python -m bench` measures from 11.5x the raw loop's wall time to 2.3x (README, Performance).
+They belong upstream (airbyte-python-cdk, serpyco-rs, requests); drop each one when the pinned versions have
+it. On any other CDK version nothing is patched.
 
 Per record:
 1. Cursor timestamps. The concurrent cursor parses `intervalEndTimeStamp` with `datetime.strptime` (~9 µs).
@@ -28,7 +28,7 @@ Per command or request:
    collect attribute docstrings for JSON schemas the connector never asks for: ~0.7 s of every command.
 6. Response bodies. requests reads a body in 10 KiB pieces, and each piece gives up the GIL and then waits
    for it while the other workers parse their pages: a 700 KiB page costs some 70 thread switches. Pieces of
-   1 MiB read the same bytes in a few; a 165k-row refresh takes 0.5 s less, half its system time.
+   256 KiB read the same bytes in a few; a 165k-row refresh takes 0.5 s less, half its system time.
 """
 
 from __future__ import annotations

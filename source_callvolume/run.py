@@ -37,12 +37,15 @@ from airbyte_cdk.models import (
 )
 
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
+from airbyte_cdk.utils.memory_monitor import MemoryMonitor
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_callvolume import record_blocks
 from source_callvolume.source import SourceCallvolume, config_problems, state_problems
 
 _JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
-_RECORD_PREFIX = '{"type":"RECORD"'
+# orjson's form, and json's, which the CDK falls back to for a record orjson refuses (nested 255 levels deep)
+_RECORD_PREFIX = ('{"type":"RECORD"', '{"type": "RECORD"')
 _TRACE_PREFIX = '{"type":"TRACE"'
 _ERROR_FAILURE_TYPE = re.compile(r'"failure_type":"(\w+)"')
 # The internal message of the trace the CDK raises at the end of a read whose streams failed.
@@ -148,6 +151,9 @@ def run(args: Optional[List[str]] = None) -> None:
 
     gc.freeze()  # the ~100 MiB of modules and the source stay: no collection needs to walk them again
     entrypoint = AirbyteEntrypoint(source)
+    # The monitor counts messages, and a message may now be a block of up to 100 records (record_blocks.py):
+    # check as often per record as the CDK's default of every 5,000 messages does.
+    entrypoint._memory_monitor = MemoryMonitor(check_interval=max(1, 5000 // record_blocks.BLOCK_SIZE))
     parsed_args = entrypoint.parse_args(args)
     _install_token_masking()
     stream_failure_types: List[str] = []

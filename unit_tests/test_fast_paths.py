@@ -75,7 +75,10 @@ def test_normalisation_without_a_transform_passes_the_records_on_as_they_are() -
     normalize = fast_paths._without_copies_for_no_transform(RecordSelector._normalize_by_schema)
     selector = _selector(TransformConfig.NoTransform)
 
-    assert list(normalize(selector, iter(records), SCHEMA)) == list(RecordSelector._normalize_by_schema(selector, iter(records), SCHEMA)) == records
+    passed_on = list(normalize(selector, iter(records), SCHEMA))
+
+    assert passed_on == list(RecordSelector._normalize_by_schema(selector, iter(records), SCHEMA)) == records
+    assert passed_on[0] is records[0]
 
 
 def test_normalisation_with_a_transform_is_still_the_cdks() -> None:

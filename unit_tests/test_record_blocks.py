@@ -45,6 +45,13 @@ ROW = {
 _EMITTED_AT = re.compile(r',?\s*"emitted_at":\s*\d+')
 
 
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def _record(number: int = 0, **data: Any) -> Record:
     return Record(data={**ROW, "_id": f"row-{number:05d}", **data}, stream_name=STREAM)
 
@@ -67,6 +74,7 @@ def _without_emitted_at(line: str) -> str:
         pytest.param({"offeredContacts": 2**70}, id="integer-beyond-64-bits-written-by-json-as-the-cdk-does"),
         pytest.param({"queueName": "Facturación ✓ 請求"}, id="non-ascii-text"),
         pytest.param({"csatScore": float("nan")}, id="nan"),
+        pytest.param({"deep": _nested(300)}, id="nesting-orjson-refuses-written-by-json-as-the-cdk-does"),
     ],
 )
 def test_record_line_is_the_line_the_cdk_writes(data: dict) -> None:
