@@ -22,8 +22,9 @@ What changes, and only for the `source-callvolume` command (run.py installs it t
   is what the CDK would report; `airbyte_message_to_string` writes a block as its lines joined by newlines.
 
 A record the fast serialisation cannot reproduce exactly goes through the CDK's own functions: one with a
-file reference, a `None` value (the CDK leaves those out of `data`), or a value orjson refuses (an integer
-beyond 64 bits). The CDK's memory monitor, called once per message, now sees a block as one message.
+file reference, a `None` value (the CDK leaves those out of `data`), or a value orjson refuses (nesting 255
+levels deep). The CDK's memory monitor counts messages, and a block is one: the entrypoint's monitor checks
+every `5000 // BLOCK_SIZE` messages instead of every 5,000, as often per record as before.
 
 A block is several lines in one string, which only a caller that writes what `entrypoint.run` yields to a
 stream (run.py) handles; in-process readers such as `airbyte_cdk.test.entrypoint_wrapper` parse one message
@@ -33,11 +34,13 @@ per string, so this module is never installed for them.
 from __future__ import annotations
 
 import time
+from functools import partial
 from queue import Queue
 from typing import Any, Callable, Iterable, Iterator, List
 
 import orjson
 
+from airbyte_cdk import entrypoint as cdk_entrypoint
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.models import AirbyteMessage, AirbyteStreamStatus
 from airbyte_cdk.sources.concurrent_source.concurrent_read_processor import ConcurrentReadProcessor
@@ -51,6 +54,7 @@ from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partitio
 from airbyte_cdk.sources.streams.concurrent.partitions.types import PartitionCompleteSentinel, QueueItem
 from airbyte_cdk.sources.types import Record
 from airbyte_cdk.sources.utils.record_helper import stream_data_to_airbyte_message
+from airbyte_cdk.utils.memory_monitor import _DEFAULT_CHECK_INTERVAL, MemoryMonitor
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_as_airbyte_message
 
 # Small enough that a window's last records wait at most one page request before they are written; large
@@ -60,6 +64,8 @@ BLOCK_SIZE = 100
 # the connector's peak memory whenever the main thread falls behind. Written in blocks, 2,000 keep the
 # workers as busy (measured: the same wall time) with a peak that does not depend on the destination's pace.
 RECORDS_WAITING = 2_000
+
+_cdk_message_to_string = AirbyteEntrypoint.airbyte_message_to_string
 
 
 class RecordBlock(List[Record]):
@@ -150,7 +156,7 @@ def on_record_block(processor: ConcurrentReadProcessor, block: RecordBlock) -> I
         processor._logger.info(f"Marking stream {stream.name} as RUNNING")
         yield stream_status_as_airbyte_message(stream.as_airbyte_stream(), AirbyteStreamStatus.RUNNING)
     processor._record_counter[stream.name] += len(block)
-    yield RecordLines(stream.name, [record_line(record.stream_name, record) for record in block])
+    yield RecordLines(stream.name, [record_line(stream.name, record) for record in block])
     yield from processor._message_repository.consume_queue()
 
 
@@ -182,11 +188,9 @@ def _writing_blocks(message_to_string: Callable[[AirbyteMessage], str]) -> Calla
     return message_or_block_to_string
 
 
-_cdk_message_to_string = AirbyteEntrypoint.airbyte_message_to_string
-
-
 def install() -> None:
     concurrent_declarative_source.Queue = shared_queue  # type: ignore[attr-defined]
+    cdk_entrypoint.MemoryMonitor = partial(MemoryMonitor, check_interval=max(1, _DEFAULT_CHECK_INTERVAL // BLOCK_SIZE))  # type: ignore[attr-defined]
     PartitionReader.process_partition = process_partition_in_blocks  # type: ignore[method-assign]
     ConcurrentSource._handle_item = _handling_blocks(ConcurrentSource._handle_item)  # type: ignore[method-assign]
     AirbyteEntrypoint.handle_record_counts = staticmethod(_counting_blocks(AirbyteEntrypoint.handle_record_counts))  # type: ignore[method-assign]

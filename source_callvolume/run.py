@@ -37,10 +37,8 @@ from airbyte_cdk.models import (
 )
 
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
-from airbyte_cdk.utils.memory_monitor import MemoryMonitor
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_callvolume import record_blocks
 from source_callvolume.source import SourceCallvolume, config_problems, state_problems
 
 _JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
@@ -151,9 +149,6 @@ def run(args: Optional[List[str]] = None) -> None:
 
     gc.freeze()  # the ~100 MiB of modules and the source stay: no collection needs to walk them again
     entrypoint = AirbyteEntrypoint(source)
-    # The monitor counts messages, and a message may now be a block of up to 100 records (record_blocks.py):
-    # check as often per record as the CDK's default of every 5,000 messages does.
-    entrypoint._memory_monitor = MemoryMonitor(check_interval=max(1, 5000 // record_blocks.BLOCK_SIZE))
     parsed_args = entrypoint.parse_args(args)
     _install_token_masking()
     stream_failure_types: List[str] = []
