@@ -15,12 +15,16 @@ setup(
     package_data={"source_callvolume": ["manifest.yaml"]},
     install_requires=[
         "airbyte-cdk==7.39.1",
+        # The project's one time library: every timestamp goes through source_callvolume/timestamps.py.
+        "pendulum>=3.0,<4",
         "pyjwt>=2.8,<3",
         "requests>=2.31,<3",
     ],
     extras_require={
         # requests-mock: the CDK's HttpMocker imports it without declaring it.
         "tests": ["pytest>=8,<10", "requests-mock>=1.12,<2"],
+        # `python3 dev.py mutate`: mutation testing of source_callvolume/ against the fast tests.
+        "mutation": ["mutmut>=3.3,<4"],
     },
     entry_points={"console_scripts": ["source-callvolume=source_callvolume.run:run"]},
 )
