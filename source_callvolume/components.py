@@ -1,46 +1,95 @@
-"""Components for what the declarative manifest cannot say about the call-volume API.
+"""Components for what the declarative manifest cannot say about Kore.ai's call-volume API.
 
-Each class says why the CDK's own component falls short. BEHAVIOR.md explains the API quirks behind them.
+Each class says why the CDK's own component falls short; BEHAVIOR.md explains the API quirks behind them.
+
+This file is self-contained (it imports only the CDK, its dependencies and pendulum), so that the same
+manifest and components run under the CDK's generic `source-declarative-manifest` runner, which loads a
+single components file (`--components-path`, or injected through the config). For the same reason it does
+not use `from __future__ import annotations`: the runner executes it as a module that dataclasses cannot
+look up while its classes are built.
+
+It also holds the project's one time module (the first section): every timestamp the connector parses,
+formats or steps through goes through these few functions, built on pendulum.
 """
 
-from __future__ import annotations
-
+import socket
+import threading
 import time
 import uuid
 import warnings
-from dataclasses import InitVar, dataclass
-from functools import cached_property
-from typing import Any, Iterable, Mapping, MutableMapping, Optional, Union
+import weakref
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, MutableMapping, Optional, Set, Union
 
 import jwt
-from jwt.warnings import InsecureKeyLengthWarning
 import orjson
+import pendulum
 import requests
+from jwt.warnings import InsecureKeyLengthWarning
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
+from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
     PaginationStrategy,
 )
-from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
-    ErrorResolution,
-    ResponseAction,
+from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
+    ConfigTransformation,
 )
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config, Record
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+# --- Time ---------------------------------------------------------------------------------------------
+
+#: How the connector writes a UTC time: config dates, state cursors, request window edges.
+TIMESTAMP_FORMAT = "YYYY-MM-DD[T]HH:mm:ss[Z]"
+#: How the API writes one: `2024-06-01T09:45:00.000Z`.
+API_TIMESTAMP_FORMAT = "YYYY-MM-DD[T]HH:mm:ss.SSS[Z]"
+INTERVAL_MINUTES = 15
+#: Where a read without `start_date` and without state may begin when nothing narrower is known.
+EARLIEST = "1970-01-01T00:00:00Z"
+
+
+def parse_utc(text: Any) -> Optional[pendulum.DateTime]:
+    """A UTC time written `YYYY-MM-DDTHH:MM:SSZ`, with or without milliseconds; None for anything else."""
+    if not isinstance(text, str):
+        return None
+    for timestamp_format in (TIMESTAMP_FORMAT, API_TIMESTAMP_FORMAT):
+        try:
+            return pendulum.from_format(text, timestamp_format, tz="UTC")
+        except ValueError:
+            continue
+    return None
+
+
+def format_utc(moment: pendulum.DateTime) -> str:
+    return moment.in_timezone("UTC").format(TIMESTAMP_FORMAT)
+
+
+def format_api(moment: pendulum.DateTime) -> str:
+    return moment.in_timezone("UTC").format(API_TIMESTAMP_FORMAT)
+
+
+def floor_to_interval(moment: pendulum.DateTime) -> pendulum.DateTime:
+    """The quarter hour at or before `moment`: the grid every interval, and so every window edge, sits on."""
+    return moment.in_timezone("UTC").set(minute=moment.minute - moment.minute % INTERVAL_MINUTES, second=0, microsecond=0)
+
+
+def now_utc() -> pendulum.DateTime:
+    return pendulum.now("UTC")
+
+
+# --- Pages --------------------------------------------------------------------------------------------
 
 RECORDS_FIELD = "CallVolumeUpdate"
 HAS_MORE_FIELD = "hasMore"
 TOTAL_COUNT_FIELD = "totalCount"
+CURSOR_FIELD = "intervalEndTimeStamp"
 AUTH_HEADER = "auth"
-# Kore.ai accepts tokens that live at most one hour; a short life limits what a leaked token could do.
-TOKEN_LIFETIME_SECONDS = 600
-
-# The secret's length is Kore.ai's choice, not the user's; PyJWT's warning about it would also be printed as a
-# bare line on stdout, breaking the Airbyte protocol.
-warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 _PAYLOAD_ATTRIBUTE = "_callvolume_payload"
 _NOT_PARSED = object()
@@ -55,7 +104,7 @@ def parsed_page(response: requests.Response) -> Optional[Mapping[str, Any]]:
     if payload is _NOT_PARSED:
         try:
             payload = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+        except (orjson.JSONDecodeError, requests.RequestException):
             payload = None
         if not (isinstance(payload, dict) and isinstance(payload.get(RECORDS_FIELD), list)):
             payload = None
@@ -63,23 +112,94 @@ def parsed_page(response: requests.Response) -> Optional[Mapping[str, Any]]:
     return payload  # type: ignore[return-value]
 
 
-@dataclass
-class PerRequestJwtAuthenticator(DeclarativeAuthenticator):
-    """Signs a fresh HS256 token, with a unique `jti`, for every request and every retry of it.
+def requested_window(response: requests.Response) -> Mapping[str, Any]:
+    """The body of the request that `response` answers: its window edges, `skip` and `limit`."""
+    body = response.request.body if response.request is not None else None
+    try:
+        parsed = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        parsed = {}
+    return parsed if isinstance(parsed, dict) else {}
 
-    Why not `JwtAuthenticator`: its interpolated payload turns a Client ID that looks numeric ("0123") into a
-    number (or drops its leading zero), and Kore.ai then refuses the token; this class keeps `appId` the exact
-    string of the config. The header is Kore.ai's own `auth`, with no prefix.
+
+def describe_window(response: requests.Response) -> str:
+    window = requested_window(response)
+    return f"the window {window.get('fromTimeStamp', 'from the first record')} to {window.get('toTimeStamp', 'now')}"
+
+
+class UntrustworthyAnswerError(AirbyteTracedException):
+    """Kore.ai answered in a way that would lose or invent rows if the connector went on believing it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message, internal_message=message, failure_type=FailureType.system_error)
+
+
+# --- Authentication and the guard on every request ----------------------------------------------------
+
+# Kore.ai accepts tokens that live at most one hour; a short life limits what a leaked token could do.
+TOKEN_LIFETIME_SECONDS = 600
+#: However slowly the bytes of one answer arrive, it is cut after this long and retried like a timeout.
+REQUEST_DEADLINE_SECONDS = 120
+#: The CDK's retry window: once no request has succeeded for this long, a fault is taken as permanent.
+GIVE_UP_AFTER_SECONDS = 600
+#: Set on a redirect the connector refused to follow: where the server wanted the token to go.
+REFUSED_REDIRECT_ATTRIBUTE = "callvolume_refused_redirect"
+
+# The secret's length is Kore.ai's choice, not the user's; PyJWT's warning about it would also be printed as a
+# bare line on stdout, breaking the Airbyte protocol.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+
+
+def sign_token(app_id: str, secret: str, issued_at: Optional[int] = None) -> str:
+    """An HS256 token for the JWT app, with a `jti` never used before, as Kore.ai's JTI enforcement asks."""
+    issued_at = int(time.time()) if issued_at is None else issued_at
+    claims = {"appId": app_id, "iat": issued_at, "exp": issued_at + TOKEN_LIFETIME_SECONDS, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+class PermanentFaultError(AirbyteTracedException):
+    """No request has succeeded for the whole retry window: the sync stops rather than start window after window."""
+
+
+@dataclass
+class KoreAuthenticator(DeclarativeAuthenticator):
+    """Puts the token in Kore.ai's `auth` header, and guards every attempt of every request.
+
+    Why not `JwtAuthenticator`/`ApiKeyAuthenticator`: the JWT one turns a Client ID that looks numeric ("0123")
+    into a number, which Kore.ai refuses, and neither can guard a request. An authenticator is the only
+    component the CDK calls before every attempt (first tries and retries alike) and, through its
+    `update_from_response` hook, after every answer; so the guard lives here:
+
+    - The token goes to the configured host only: a redirect is never followed (requests would resend the
+      custom `auth` header to any host a 3xx names). The error handler turns the refused redirect into a
+      config error naming where it pointed.
+    - An answer has a total deadline, however slowly its bytes arrive (each byte resets the read timeout):
+      past it the connection is shut and the attempt fails like a timeout, to be retried.
+    - A fault that never clears ends the sync: once nothing has succeeded for the CDK's whole retry window,
+      every further attempt fails at once, so no new window starts and spends its own ten minutes of retries.
+
+    With `client_id` and `client_secret` it signs a fresh token (unique `jti`) per attempt; with `token` it
+    sends the pasted one as is.
     """
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
-    client_id: Union[InterpolatedString, str]
-    client_secret: Union[InterpolatedString, str]
+    client_id: Optional[Union[InterpolatedString, str]] = None
+    client_secret: Optional[Union[InterpolatedString, str]] = None
+    token_value: Optional[Union[InterpolatedString, str]] = None
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._client_id = InterpolatedString.create(self.client_id, parameters=parameters)
-        self._client_secret = InterpolatedString.create(self.client_secret, parameters=parameters)
+        # Evaluated once: the config does not change during a run.
+        self._app_id = self._evaluate(self.client_id, parameters)
+        self._secret = self._evaluate(self.client_secret, parameters)
+        self._pasted = self._evaluate(self.token_value, parameters)
+        self._lock = threading.Lock()
+        self._last_success = time.monotonic()
+
+    def _evaluate(self, value: Optional[Union[InterpolatedString, str]], parameters: Mapping[str, Any]) -> Optional[str]:
+        if value is None:
+            return None
+        return InterpolatedString.create(value, parameters=parameters).eval(self.config, valid_types=(str,))  # type: ignore[no-any-return]
 
     @property
     def auth_header(self) -> str:
@@ -87,41 +207,120 @@ class PerRequestJwtAuthenticator(DeclarativeAuthenticator):
 
     @property
     def token(self) -> str:
-        issued_at = int(time.time())
-        claims = {
-            "appId": self._app_id,
-            "iat": issued_at,
-            "exp": issued_at + TOKEN_LIFETIME_SECONDS,
-            "jti": uuid.uuid4().hex,
-        }
-        return jwt.encode(claims, self._secret, algorithm="HS256")
+        if self._pasted is not None:
+            return self._pasted
+        return sign_token(self._app_id or "", self._secret or "")
 
-    # Evaluated once: the config does not change during a run, and a Jinja evaluation costs about 0.1 ms.
-    @cached_property
-    def _app_id(self) -> str:
-        return self._client_id.eval(self.config, valid_types=(str,))  # type: ignore[no-any-return]
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        with self._lock:
+            silent_for = time.monotonic() - self._last_success
+        if silent_for > GIVE_UP_AFTER_SECONDS:
+            message = (
+                f"Kore.ai has answered no request successfully for {silent_for / 60:.0f} minutes, through every retry: "
+                "the sync stops here rather than start more windows. The state emitted so far covers only rows read; "
+                "run the sync again once Kore.ai answers."
+            )
+            raise PermanentFaultError(message=message, internal_message=message, failure_type=FailureType.transient_error)
+        # The same prepared request comes back for each retry: its hooks are registered once, its deadline anew.
+        if _refuse_redirect not in request.hooks["response"]:
+            request.register_hook("response", _refuse_redirect)
+            request.register_hook("response", _DEADLINES.watch)
+        _DEADLINES.start(request)
+        return super().__call__(request)
 
-    @cached_property
-    def _secret(self) -> str:
-        return self._client_secret.eval(self.config, valid_types=(str,))  # type: ignore[no-any-return]
+    def update_from_response(self, request: requests.PreparedRequest, response: requests.Response) -> None:
+        if (response.status_code == 200 and parsed_page(response) is not None) or response.status_code in (400, 401, 403, 404):
+            # An answer the server meant, a page or a refusal: the server is there and talking.
+            with self._lock:
+                self._last_success = time.monotonic()
+
+
+def _refuse_redirect(response: requests.Response, **_: Any) -> requests.Response:
+    if response.is_redirect:
+        setattr(response, REFUSED_REDIRECT_ATTRIBUTE, response.headers.get("Location", ""))
+        del response.headers["Location"]  # without it, requests does not follow the redirect
+    return response
+
+
+class _Deadlines:
+    """Shuts the connection of any answer still arriving `REQUEST_DEADLINE_SECONDS` after its attempt began.
+
+    A response hook runs once the headers are in and before requests reads the body; from then on one watcher
+    thread checks the answer once a second until its body is read and its connection released.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: "weakref.WeakKeyDictionary[requests.PreparedRequest, float]" = weakref.WeakKeyDictionary()
+        self._watched: List[Any] = []
+        self._watcher: Optional[threading.Thread] = None
+
+    def start(self, request: requests.PreparedRequest) -> None:
+        with self._lock:
+            self._started[request] = time.monotonic()
+
+    def watch(self, response: requests.Response, **_: Any) -> requests.Response:
+        with self._lock:
+            started = self._started.get(response.request, time.monotonic())
+            self._watched.append((started + REQUEST_DEADLINE_SECONDS, weakref.ref(response)))
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._run, name="callvolume-deadlines", daemon=True)
+                self._watcher.start()
+        return response
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(1)
+            now = time.monotonic()
+            with self._lock:
+                still_open = []
+                for deadline, reference in self._watched:
+                    response = reference()
+                    connection = getattr(getattr(response, "raw", None), "connection", None)
+                    if connection is None:
+                        continue  # read and released, or gone
+                    if now < deadline:
+                        still_open.append((deadline, reference))
+                    else:
+                        _shut(connection)
+                self._watched = still_open
+
+
+def _shut(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+_DEADLINES = _Deadlines()
+
+
+# --- Paging -------------------------------------------------------------------------------------------
 
 
 @dataclass
 class HasMoreOffsetPagination(PaginationStrategy):
-    """Offset paging that follows `hasMore` and re-reads a window whose rows moved while it was paged.
+    """Offset paging that follows `hasMore`, checks every answer before it moves the offset, and re-reads a
+    window whose rows moved while it was paged.
 
     Why not `OffsetIncrement`: it stops on the first page shorter than `limit` and ignores `hasMore`, but
     Kore.ai may cap its pages below the `limit` asked for while `hasMore` is still true. Here `skip` grows by
-    the rows actually received, and the page with `hasMore: false` is the last one.
+    the rows actually received. Whether more follows is `hasMore`; without it, `skip + rows < totalCount`;
+    with neither, a page that is not empty. A short page alone never ends a window.
 
-    Offsets also shift when rows are inserted into or removed from a window between two page requests: a row
-    removed before the offset moves every later row one place up, and the row at the page boundary is
-    skipped. Every page carries `totalCount`; when it differs from the first page's, the window is read again
-    from `skip` 0 (the rows read twice are dedup'd by the primary key), at most `MAX_WINDOW_RESTARTS` times
-    before the sync fails rather than lose rows silently.
+    Nothing the server says can make a window page forever: a page whose rows were all received already in
+    this window (an ignored `skip`), `hasMore: true` with an empty page or with `skip` at `totalCount`, or
+    `hasMore: false` while `totalCount` says rows are missing, ends the window with an error naming it.
 
-    The token is `{"skip", "total", "restarts"}`, derived only from the page just read and the previous token:
-    one instance pages every window at once, so it keeps no state of its own.
+    Offsets shift when rows are inserted into or removed from a window between two page requests. Every page
+    carries `totalCount`; when it differs from the first page's, the window is read again from `skip` 0 (rows
+    read twice are dedup'd by the primary key), at most `MAX_WINDOW_RESTARTS` times.
+
+    The token is derived only from the page just read and the previous token: one instance pages every window
+    at once, so it keeps no state of its own.
     """
 
     config: Config
@@ -129,11 +328,11 @@ class HasMoreOffsetPagination(PaginationStrategy):
     page_size: Union[InterpolatedString, str, int]
 
     MAX_WINDOW_RESTARTS = 5
+    #: Without `totalCount` nothing bounds a window's pages; this does, far above any real window.
+    MAX_PAGES_WITHOUT_TOTAL = 1000
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._page_size = int(
-            InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config)
-        )
+        self._page_size = int(InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config))
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -150,45 +349,81 @@ class HasMoreOffsetPagination(PaginationStrategy):
     ) -> Optional[Any]:
         page = parsed_page(response)
         if page is None:
-            return None
-        token = last_page_token_value or {}
+            return None  # the extractor has already refused it
+        token: Mapping[str, Any] = last_page_token_value or {}
         skip, first_total, restarts = token.get("skip", 0), token.get("total"), token.get("restarts", 0)
+        seen: Set[Any] = token.get("seen", set())
+        rows = page[RECORDS_FIELD]
+        has_more = page.get(HAS_MORE_FIELD)
+        has_more = has_more if isinstance(has_more, bool) else None
         total = page.get(TOTAL_COUNT_FIELD)
+        total = total if isinstance(total, int) and not isinstance(total, bool) else None
+        window = describe_window(response)
+
         if first_total is not None and total is not None and total != first_total:
             if restarts >= self.MAX_WINDOW_RESTARTS:
-                raise ShiftingWindowError(
-                    f"Rows kept being added or removed while this window was paged (read again {restarts} times), "
-                    "so rows could be skipped; the sync stops instead. Run it again; if it persists, lower `window_hours`."
+                raise UntrustworthyAnswerError(
+                    f"Rows kept being added or removed while {window} was paged (read again {restarts} times), so "
+                    "rows could be skipped; the sync stops instead. Run it again; if it persists, lower `window_hours`."
                 )
-            return {"skip": 0, "total": None, "restarts": restarts + 1}
-        if not page.get(HAS_MORE_FIELD):
+            return {"skip": 0, "total": None, "restarts": restarts + 1, "seen": set(), "pages": 0}
+
+        received = skip + len(rows)
+        more = has_more if has_more is not None else (received < total if total is not None else bool(rows))
+        if not more:
+            if has_more is False and total is not None and received < total:
+                raise UntrustworthyAnswerError(
+                    f"Kore.ai said hasMore=false after {received} rows of {window}, but its totalCount is {total}: "
+                    "the missing rows cannot be read, so the sync stops rather than lose them."
+                )
             return None
-        rows = len(page[RECORDS_FIELD])
-        if rows == 0:
-            raise MalformedPageError(
-                "Kore.ai answered hasMore=true with an empty page; the connector stops rather than loop."
+        problem = self._no_progress(rows, seen, received, total, token.get("pages", 0) + 1)
+        if problem:
+            raise UntrustworthyAnswerError(
+                f"Kore.ai is not paging {window}: {problem} The sync stops rather than request the same rows forever."
             )
-        return {"skip": skip + rows, "total": total if first_total is None else first_total, "restarts": restarts}
+        ids = {row.get("_id") if isinstance(row, Mapping) else None for row in rows}
+        return {
+            "skip": received,
+            "total": total if first_total is None else first_total,
+            "restarts": restarts,
+            "seen": seen | ids,
+            "pages": token.get("pages", 0) + 1,
+        }
+
+    def _no_progress(self, rows: List[Any], seen: Set[Any], received: int, total: Optional[int], pages: int) -> Optional[str]:
+        if not rows:
+            return "it says more rows follow but sent an empty page."
+        if all(isinstance(row, Mapping) and row.get("_id") in seen for row in rows):
+            return f"the page at skip {received - len(rows)} holds only rows it had already sent (it ignores `skip`)."
+        if total is not None and received >= total:
+            return f"hasMore is still true at skip {received}, past its own totalCount of {total}."
+        if total is None and pages >= self.MAX_PAGES_WITHOUT_TOTAL:
+            return f"hasMore is still true after {pages} pages, and it sends no totalCount to bound them."
+        return None
 
     def get_page_size(self) -> Optional[int]:
         return self._page_size
 
 
-class MalformedPageError(Exception):
-    """The API sent a page the connector cannot continue from."""
-
-
-class ShiftingWindowError(Exception):
-    """Rows moved under the offsets of a window more often than re-reading it can absorb."""
+# --- Records ------------------------------------------------------------------------------------------
 
 
 @dataclass
 class CallVolumeExtractor(RecordExtractor):
-    """Yields the rows of `CallVolumeUpdate` from the page the error handler already parsed.
+    """Yields the rows of `CallVolumeUpdate` from the page the error handler already parsed, once each row is
+    known to lie in the window that was asked for.
 
     Why not `DpathExtractor`: it decodes the body a second time and walks every leaf of the page to resolve a
-    one-element path (15% of a sync's CPU, see perf-notes), and its JSON decoder turns an unreadable body into
-    an empty page, which would end pagination and lose rows silently.
+    one-element path (15% of a sync's CPU), and its JSON decoder turns an unreadable body into an empty page,
+    which would end pagination and lose rows silently.
+
+    Why the window check: the CDK's cursor takes the newest `intervalEndTimeStamp` it sees as the state, and
+    nothing lets a row be emitted without moving it. One row from decades ahead would carry the state there,
+    and every later sync would ask for nothing. A row may end anywhere from the window's start to one interval
+    past its end (that covers every filter semantics, see BEHAVIOR.md); a row outside ends the window with an
+    error, after the rows before it. A row without a readable `intervalEndTimeStamp` is emitted, and the CDK
+    leaves the cursor where it was (it warns once).
     """
 
     config: Config
@@ -197,9 +432,34 @@ class CallVolumeExtractor(RecordExtractor):
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
         page = parsed_page(response)
         if page is None:
-            raise MalformedPageError("Kore.ai sent a page that is not call-volume JSON after all retries.")
-        return page[RECORDS_FIELD]
+            raise UntrustworthyAnswerError(
+                f"Kore.ai sent a page of {describe_window(response)} that is not call-volume JSON, through every retry."
+            )
+        rows: List[MutableMapping[Any, Any]] = page[RECORDS_FIELD]
+        window = requested_window(response)
+        start, end = parse_utc(window.get("fromTimeStamp")), parse_utc(window.get("toTimeStamp"))
+        if end is None:
+            yield from rows
+            return
+        latest = end.add(minutes=INTERVAL_MINUTES)
+        # Both bounds in the API's fixed-width form: for a value of that form, comparing the text compares the times.
+        earliest_text, latest_text = (format_api(start) if start is not None else ""), format_api(latest)
+        for index, row in enumerate(rows):
+            interval_end = row.get(CURSOR_FIELD) if isinstance(row, Mapping) else None
+            if isinstance(interval_end, str) and len(interval_end) == len(latest_text) and earliest_text <= interval_end <= latest_text:
+                continue
+            moment = parse_utc(interval_end)
+            if moment is not None and ((start is not None and moment < start) or moment > latest):
+                yield from rows[:index]
+                raise UntrustworthyAnswerError(
+                    f"Kore.ai sent the row {row.get('_id')!r} whose interval ends at {interval_end}, outside "
+                    f"{describe_window(response)} that was asked for. The state would jump there and later syncs "
+                    "would skip what lies between, so the sync stops; report the row to Kore.ai."
+                )
+        yield from rows
 
+
+# --- Errors -------------------------------------------------------------------------------------------
 
 _UNREACHABLE_HOST_HINT = "check `host`: it should be the Kore.ai environment, e.g. platform.kore.ai"
 _NAME_RESOLUTION_MARKERS = ("NameResolutionError", "Name or service not known", "getaddrinfo failed")
@@ -211,52 +471,105 @@ class CallVolumeErrorHandler(DefaultErrorHandler):
 
     - A 200 whose body is cut short or is not call-volume JSON is retried: the CDK's JSON decoder would read it
       as an empty page and end the window early, losing rows.
-    - A host that cannot be resolved, refuses the connection, or whose TLS certificate fails is a configuration
-      error that retrying cannot fix: it fails at once and names `host`, rather than backing off for minutes.
-      A connection dropped mid-request, or a timeout, stays transient and is retried.
-    Filters only ever see responses; these cases are exceptions or 200s, so they need code.
+    - A redirect (which the authenticator refused to follow) is a config error naming where it pointed.
+    - A host that cannot be resolved, or whose TLS certificate fails, is a configuration error that retrying
+      cannot fix: it fails at once and names `host`. A refused connection is one too until Kore.ai has
+      answered once; after that it is a blip, retried like a dropped connection or a timeout.
+    Filters only ever see responses; these cases are exceptions, 200s or refused redirects, so they need code.
     """
 
-    def interpret_response(
-        self, response_or_exception: Optional[Union[requests.Response, Exception]]
-    ) -> ErrorResolution:
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        self._answered = threading.Event()
+
+    def interpret_response(self, response_or_exception: Optional[Union[requests.Response, Exception]]) -> ErrorResolution:
         if isinstance(response_or_exception, requests.Response):
-            if response_or_exception.status_code == 200 and parsed_page(response_or_exception) is None:
-                return ErrorResolution(
-                    response_action=ResponseAction.RETRY,
-                    failure_type=FailureType.transient_error,
-                    error_message=(
+            redirect = getattr(response_or_exception, REFUSED_REDIRECT_ATTRIBUTE, None)
+            if redirect is not None:
+                return _config_error(
+                    f"Kore.ai answered {response_or_exception.status_code}, redirecting to {redirect or 'nowhere'}. "
+                    "The connector follows no redirect, so the token goes only to the configured `host`: if that "
+                    "host is the Kore.ai environment you mean and you trust it, set `host` to it."
+                )
+            if response_or_exception.status_code == 200:
+                if parsed_page(response_or_exception) is None:
+                    return _transient(
                         "Kore.ai answered 200 with a body that is not complete call-volume JSON "
                         "(cut short or an HTML error page); retried until the retries ran out."
-                    ),
-                )
+                    )
+                self._answered.set()
         elif isinstance(response_or_exception, requests.exceptions.SSLError):
-            return _config_error(
-                f"The TLS connection to the host failed (its certificate could not be verified); {_UNREACHABLE_HOST_HINT}."
-            )
+            return _config_error(f"The TLS connection to the host failed (its certificate could not be verified); {_UNREACHABLE_HOST_HINT}.")
         elif isinstance(response_or_exception, requests.exceptions.ConnectionError):
             cause = repr(response_or_exception)
             if any(marker in cause for marker in _NAME_RESOLUTION_MARKERS):
                 return _config_error(f"The host name could not be resolved; {_UNREACHABLE_HOST_HINT}.")
-            if "NewConnectionError" in cause:
-                return _config_error(
-                    f"Could not connect to the host (nothing accepts connections there); {_UNREACHABLE_HOST_HINT}."
-                )
-            return ErrorResolution(
-                response_action=ResponseAction.RETRY,
-                failure_type=FailureType.transient_error,
-                error_message="The connection to Kore.ai dropped mid-request; retried until the retries ran out.",
-            )
+            if "NewConnectionError" in cause and not self._answered.is_set():
+                return _config_error(f"Could not connect to the host (nothing accepts connections there); {_UNREACHABLE_HOST_HINT}.")
+            return _transient("The connection to Kore.ai failed or dropped mid-request; retried until the retries ran out.")
         elif isinstance(response_or_exception, requests.exceptions.Timeout):
-            return ErrorResolution(
-                response_action=ResponseAction.RETRY,
-                failure_type=FailureType.transient_error,
-                error_message="Kore.ai did not answer in time; retried until the retries ran out.",
-            )
+            return _transient("Kore.ai did not answer in time; retried until the retries ran out.")
         return super().interpret_response(response_or_exception)
 
 
+def _transient(message: str) -> ErrorResolution:
+    return ErrorResolution(response_action=ResponseAction.RETRY, failure_type=FailureType.transient_error, error_message=message)
+
+
 def _config_error(message: str) -> ErrorResolution:
-    return ErrorResolution(
-        response_action=ResponseAction.FAIL, failure_type=FailureType.config_error, error_message=message
-    )
+    return ErrorResolution(response_action=ResponseAction.FAIL, failure_type=FailureType.config_error, error_message=message)
+
+
+# --- Config and state ---------------------------------------------------------------------------------
+
+DEFAULT_HOST = "https://platform.kore.ai"
+
+
+@dataclass
+class NormalizeConfig(ConfigTransformation):
+    """The config as the manifest's interpolations expect it: blanks trimmed, `host` with its scheme and no
+    trailing slash, `start_date` on the quarter hour.
+
+    Why not `ConfigAddFields`/`ConfigRemapField`: trimming every string, nested ones included, and flooring a
+    time to the quarter hour are not expressible in their interpolations.
+    """
+
+    def transform(self, config: MutableMapping[str, Any]) -> None:
+        for key, value in list(config.items()):
+            config[key] = _strip(value)
+        host = config.get("host") or DEFAULT_HOST
+        if isinstance(host, str):
+            config["host"] = (host if "://" in host else f"https://{host}").rstrip("/")
+        start = parse_utc(config.get("start_date"))
+        if start is not None:
+            config["start_date"] = format_utc(floor_to_interval(start))
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, Mapping):
+        return {key: _strip(inner) for key, inner in value.items()}
+    return value
+
+
+@dataclass
+class CursorOnTheGrid(StateMigration):
+    """Puts a state's cursor on the quarter hour at or before it.
+
+    Why: the first window of an incremental sync starts at `cursor − lookback`; from a cursor off the grid
+    (edited by hand, or an off-grid interval end the API sent) every window edge would be off it too, and under
+    the "intervals inside [from, to]" filter the interval straddling each edge would be lost. No declarative
+    component rounds a state.
+    """
+
+    config: Config = field(default_factory=dict)
+    parameters: InitVar[Mapping[str, Any]] = None
+
+    def should_migrate(self, stream_state: Mapping[str, Any]) -> bool:
+        cursor = parse_utc(stream_state.get(CURSOR_FIELD)) if isinstance(stream_state, Mapping) else None
+        return cursor is not None and floor_to_interval(cursor) != cursor
+
+    def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        cursor = parse_utc(stream_state[CURSOR_FIELD])
+        return {**stream_state, CURSOR_FIELD: format_utc(floor_to_interval(cursor))}  # type: ignore[arg-type]

@@ -1,30 +1,24 @@
-"""Entry point of the `source-callvolume` command.
+"""Entry point of the `source-callvolume` command: the CDK's entrypoint, plus what `launch()` lacks.
 
-Beyond the CDK's own `launch`, it
-- checks the config field by field before anything else, so `check` answers FAILED and `read`/`discover` fail
-  with a config error that names the field, before any request (the CDK's schema check names no field);
-- masks every JWT, and the config's secrets, in what it prints. The CDK masks the config's secrets in most
-  places but not the tokens signed per request, and under `--debug` it logs each request's headers: the
-  masking covers those logs, every message printed on stdout but records (traces and their stack traces
-  included), and the error that ends a run.
+- The config is checked field by field against the spec before anything else, so `check` answers FAILED and
+  `read`/`discover` fail with a config error that names the field and its fix, before any request (the CDK's
+  own schema check names no field); a state file of the wrong shape is refused the same way.
+- Every line the command prints passes one masking point, `MaskedStream`, on stdout and stderr alike: LOG
+  and TRACE messages, stack traces, `--debug` request and response dumps. It masks the config's secrets and
+  anything shaped like a JWT (the tokens signed per request, which the CDK does not know as secrets, also
+  when a server echoes one back), but not the spec's own examples. Records pass unchanged.
+- The trace that ends a failed read carries the type of the errors it combines (the CDK types it
+  `config_error` whatever they were).
 """
 
-from __future__ import annotations
-
-import gc
 import json
 import logging
 import re
 import sys
-from datetime import datetime, timezone
-from typing import List, Optional
-
-from source_callvolume import fast_paths
-
-fast_paths.install()  # before the first airbyte_cdk import, which it makes ~0.7 s faster
+import threading
+from typing import Any, List, Optional, TextIO
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import (
     AirbyteConnectionStatus,
     AirbyteErrorTraceMessage,
@@ -35,11 +29,11 @@ from airbyte_cdk.models import (
     TraceType,
     Type,
 )
-
-from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, get_secrets, update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_callvolume.source import SourceCallvolume, config_problems, state_problems
+from source_callvolume.components import now_utc
+from source_callvolume.source import SourceCallvolume, config_problems, connection_specification, state_problems
 
 _JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 # orjson's form, and json's, which the CDK falls back to for a record orjson refuses (nested 255 levels deep)
@@ -51,30 +45,57 @@ _CDK_COMBINED_FAILURE = "Concurrent read failure"
 MASK = "****"
 
 
-def mask_tokens(text: str) -> str:
-    """Replaces anything shaped like a JWT (header.payload.signature, base64url JSON) with ****."""
-    return _JWT_PATTERN.sub(MASK, text)
+def _spec_examples(schema: Any) -> set:
+    if isinstance(schema, dict):
+        found = {example for example in schema.get("examples", []) if isinstance(example, str)}
+        return found.union(*(_spec_examples(value) for value in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(_spec_examples(value) for value in schema))
+    return set()
 
 
-class _TokenMaskingFilter(logging.Filter):
-    """Masks JWTs in a log record's message and extras (request headers under --debug) before it is formatted."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_tokens(record.getMessage())
-        record.args = None
-        for name, value in list(vars(record).items()):
-            if name not in _STANDARD_RECORD_FIELDS and value is not None:
-                setattr(record, name, mask_tokens(str(value)))
-        return True
+_NOT_SECRET = _spec_examples(connection_specification())
 
 
-_STANDARD_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, None, None, None))) | {"message", "asctime"}
+def mask(text: str) -> str:
+    """The text with the config's secrets and every JWT-shaped string but the spec's examples as ****."""
+    return _JWT_PATTERN.sub(lambda match: match.group() if match.group() in _NOT_SECRET else MASK, filter_secrets(text))
 
 
-def _install_token_masking() -> None:
-    masking = _TokenMaskingFilter()
+class MaskedStream:
+    """The one masking point: a text stream that masks whatever is written to it, records excepted."""
+
+    def __init__(self, target: TextIO) -> None:
+        self._target = target
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        is_record = text.startswith(_RECORD_PREFIX)
+        with self._lock:
+            written = self._target.write(text if is_record else mask(text))
+            if not is_record:
+                # Records may wait in the buffer; a state or a log line, and all before it, goes out at once.
+                self._target.flush()
+        return written
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+def _route_output_through_masking() -> None:
+    sys.stdout, sys.stderr = MaskedStream(sys.stdout), MaskedStream(sys.stderr)
+    # The CDK's log handler writes to its own buffer, straight to the process's stdout: it is pointed here.
     for handler in logging.getLogger().handlers:
-        handler.addFilter(masking)
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stdout)
+
+
+def _emit(message: str) -> None:
+    # One write a message: print() writes the text and the newline apart, and other threads log in between.
+    sys.stdout.write(message + "\n")
 
 
 def _trace(message: str, failure_type: FailureType) -> str:
@@ -82,20 +103,11 @@ def _trace(message: str, failure_type: FailureType) -> str:
         type=Type.TRACE,
         trace=AirbyteTraceMessage(
             type=TraceType.ERROR,
-            emitted_at=datetime.now(timezone.utc).timestamp() * 1000,
-            error=AirbyteErrorTraceMessage(
-                message=message, internal_message=message, failure_type=failure_type
-            ),
+            emitted_at=now_utc().timestamp() * 1000,
+            error=AirbyteErrorTraceMessage(message=message, internal_message=message, failure_type=failure_type),
         ),
     )
     return AirbyteEntrypoint.airbyte_message_to_string(trace)
-
-
-def _print(message: str) -> None:
-    if not message.startswith(_RECORD_PREFIX):
-        message = mask_tokens(filter_secrets(message))
-    # One write: under PRINT_BUFFER each write takes its lock, and print() writes twice (the text, then `end`).
-    sys.stdout.write(message + "\n")
 
 
 def _load_json(path: Optional[str], what: str, flag: str) -> Optional[object]:
@@ -114,57 +126,59 @@ class _Refused(Exception):
     """Input the connector refuses before it starts; the message names the cause and the fix."""
 
 
-def run(args: Optional[List[str]] = None) -> None:
-    args = sys.argv[1:] if args is None else args
-    command = args[0] if args else None
+def _source(command: Optional[str], args: List[str]) -> SourceCallvolume:
     config_path = AirbyteEntrypoint.extract_config(args)
     catalog_path = AirbyteEntrypoint.extract_catalog(args)
     state_path = AirbyteEntrypoint.extract_state(args)
-    try:
-        config = _load_json(config_path, "config", "--config")
-        if config is not None and not isinstance(config, dict):
-            raise _Refused(f"The config file {config_path!r} must hold a JSON object.")
-        problems = config_problems(config) if config is not None and command in ("check", "discover", "read") else []
+    config = _load_json(config_path, "config", "--config")
+    if config is not None and not isinstance(config, dict):
+        raise _Refused(f"The config file {config_path!r} must hold a JSON object.")
+    if config is not None:
+        update_secrets(get_secrets(connection_specification(), config))
+        problems = config_problems(config) if command in ("check", "discover", "read") else []
         if problems:
             raise _Refused("The config cannot be used: " + " ".join(problems))
-        _load_json(catalog_path, "catalog", "--catalog")  # refuses a file that is not JSON, naming it
-        problems = state_problems(_load_json(state_path, "state", "--state"))
-        if problems:
-            raise _Refused(" ".join(problems))
-        source = SourceCallvolume(
-            SourceCallvolume.read_catalog(catalog_path) if catalog_path else None,
-            config,
-            SourceCallvolume.read_state(state_path) if state_path else None,
-        )
+    _load_json(catalog_path, "catalog", "--catalog")  # refuses a file that is not JSON, naming it
+    problems = state_problems(_load_json(state_path, "state", "--state"))
+    if problems:
+        raise _Refused(" ".join(problems))
+    return SourceCallvolume(
+        SourceCallvolume.read_catalog(catalog_path) if catalog_path else None,
+        config,
+        SourceCallvolume.read_state(state_path) if state_path else None,
+    )
+
+
+def run(args: Optional[List[str]] = None) -> None:
+    args = sys.argv[1:] if args is None else args
+    command = args[0] if args else None
+    _route_output_through_masking()
+    try:
+        source = _source(command, args)
     except _Refused as refusal:
         if command == "check":
             status = AirbyteMessage(
                 type=Type.CONNECTION_STATUS,
                 connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=str(refusal)),
             )
-            _print(AirbyteEntrypoint.airbyte_message_to_string(status))
+            _emit(AirbyteEntrypoint.airbyte_message_to_string(status))
             return
-        _print(_trace(str(refusal), FailureType.config_error))
+        _emit(_trace(str(refusal), FailureType.config_error))
         sys.exit(1)
 
-    gc.freeze()  # the ~100 MiB of modules and the source stay: no collection needs to walk them again
     entrypoint = AirbyteEntrypoint(source)
-    parsed_args = entrypoint.parse_args(args)
-    _install_token_masking()
     stream_failure_types: List[str] = []
-    with PRINT_BUFFER:
-        try:
-            for message in entrypoint.run(parsed_args):
-                if message.startswith(_TRACE_PREFIX):
-                    stream_failure_types += _ERROR_FAILURE_TYPE.findall(message)
-                _print(message)
-        except Exception as error:
-            # Printed here rather than by the CDK's exception hook, so that the masking applies to it too.
-            traced = error if isinstance(error, AirbyteTracedException) else AirbyteTracedException.from_exception(error)
-            if traced.internal_message == _CDK_COMBINED_FAILURE and stream_failure_types:
-                traced.failure_type = _most_actionable(stream_failure_types)
-            _print(AirbyteEntrypoint.airbyte_message_to_string(traced.as_sanitized_airbyte_message()))
-            sys.exit(1)
+    try:
+        for message in entrypoint.run(entrypoint.parse_args(args)):
+            if message.startswith(_TRACE_PREFIX):
+                stream_failure_types += _ERROR_FAILURE_TYPE.findall(message)
+            _emit(message)
+    except Exception as error:
+        traced = error if isinstance(error, AirbyteTracedException) else AirbyteTracedException.from_exception(error)
+        if traced.internal_message == _CDK_COMBINED_FAILURE and stream_failure_types:
+            traced.failure_type = _most_actionable(stream_failure_types)
+        _emit(AirbyteEntrypoint.airbyte_message_to_string(traced.as_sanitized_airbyte_message()))
+        sys.exit(1)
 
 
 def _most_actionable(failure_types: List[str]) -> FailureType:

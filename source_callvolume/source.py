@@ -1,54 +1,58 @@
-"""The source: the declarative manifest plus what must happen before any stream runs.
+"""The source: the declarative manifest, plus what must happen before any stream runs.
 
-- The config is normalised (host given as `platform.kore.ai`, with `https://` or a trailing `/`; stray
-  blanks; a start date off the quarter hour) and checked field by field, so that a bad value is refused with a
-  message naming the field before any request is made.
+- `config_problems` checks the config against the manifest's spec, the one place its patterns, bounds and
+  defaults are written, and turns each violation into a message that names the field and shows its fix.
+  Only what a JSON schema cannot say is checked here besides: that the dates are real days and in order.
+- `state_problems` refuses a state file of the wrong shape, or whose cursor is not a time.
 - A first sync without a start date begins at the first day that holds any interval, found by a binary
-  search on `toTimeStamp` with `fromTimeStamp` left out, instead of crawling decades of empty windows.
+  search on `toTimeStamp` with `fromTimeStamp` left out, instead of crawling decades of empty windows. The
+  manifest itself requires a start date, so under the CDK's generic runner (which has no search) a read
+  without one is refused rather than crawled.
 """
 
-from __future__ import annotations
-
-import ipaddress
 import logging
-import re
-from datetime import datetime, timedelta, timezone
+import sys
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Mapping, MutableMapping, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Any, Callable, Iterator, List, Mapping, Optional
 
-from airbyte_cdk.models import AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog
-from airbyte_cdk.sources.declarative.models.declarative_component_schema import (
-    HttpRequester as HttpRequesterModel,
-)
+import jsonschema
+import yaml
+from airbyte_cdk.models import AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog, FailureType
+from airbyte_cdk.sources.declarative.parsers.custom_code_compiler import SDM_COMPONENTS_MODULE_NAME
+from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer import ManifestComponentTransformer
+from airbyte_cdk.sources.declarative.parsers.manifest_reference_resolver import ManifestReferenceResolver
+from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import ModelToComponentFactory
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.sources.types import StreamSlice
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_callvolume.components import RECORDS_FIELD, parsed_page
+from source_callvolume import components
+from source_callvolume.components import (
+    CURSOR_FIELD,
+    EARLIEST,
+    HAS_MORE_FIELD,
+    RECORDS_FIELD,
+    TOTAL_COUNT_FIELD,
+    NormalizeConfig,
+    floor_to_interval,
+    format_utc,
+    now_utc,
+    parse_utc,
+    parsed_page,
+)
 
-MANIFEST_PATH = str(Path(__file__).with_name("manifest.yaml"))
+# The manifest names its components the way the CDK's generic runner registers them; inside the package they
+# are this package's module, registered under that name as the CDK's component lookup expects.
+sys.modules.setdefault(SDM_COMPONENTS_MODULE_NAME, components)
+
+MANIFEST_PATH = Path(__file__).with_name("manifest.yaml")
 STREAM_NAME = "call_volume"
-CURSOR_FIELD = "intervalEndTimeStamp"
-DEFAULT_HOST = "https://platform.kore.ai"
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-# What a state's cursor may hold: the connector's own format, or the API's, with milliseconds.
-CURSOR_FORMATS = (TIMESTAMP_FORMAT, "%Y-%m-%dT%H:%M:%S.%fZ")
-INTERVAL = timedelta(minutes=15)
 # Far enough back for any contact centre's history; the search needs a lower bound to stop at.
-EARLIEST_SEARCHED_DAY = datetime(2000, 1, 1, tzinfo=timezone.utc)
-LOOPBACK_HOSTS = {"localhost"}
-
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
-_INTEGER_KNOBS = {
-    # field: (minimum, maximum, multiple of)
-    "lookback_minutes": (15, 10080, 15),
-    "page_size": (1, 10000, 1),
-    "window_hours": (1, 744, 1),
-    "num_workers": (1, 32, 1),
-}
+EARLIEST_SEARCHED_DAY = parse_utc("2000-01-01T00:00:00Z")
+# An answer that contradicts itself is asked again this often before the search gives up on it.
+CONTRADICTION_RETRIES = 2
 
 
 class SourceCallvolume(YamlDeclarativeSource):
@@ -60,12 +64,13 @@ class SourceCallvolume(YamlDeclarativeSource):
         **_: Any,
     ) -> None:
         self._has_state = bool(state)
-        super().__init__(
-            path_to_yaml=MANIFEST_PATH,
-            catalog=catalog,
-            config=normalize_config(config) if config else config,
-            state=state,
-        )
+        if config and not config.get("start_date"):
+            # No lower bound known yet: a read without state finds the first day before it starts (`read`).
+            config = {**config, "start_date": EARLIEST}
+            self._needs_first_day = not state and catalog is not None
+        else:
+            self._needs_first_day = False
+        super().__init__(path_to_yaml=str(MANIFEST_PATH), catalog=catalog, config=config, state=state)
 
     def read(
         self,
@@ -74,58 +79,71 @@ class SourceCallvolume(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
-        if not self._config.get("start_date") and not self._has_state:
-            self._config = {**self._config, "start_date": self._first_day_with_data(logger)}
-        yield from super().read(logger, self._config, catalog, state)
+        if self._needs_first_day:
+            found = {**config, "start_date": self._first_day_with_data(logger, config)}
+            yield from SourceCallvolume(catalog, found, state).read(logger, found, catalog, state)
+            return
+        yield from super().read(logger, config, catalog, state)
 
-    def _first_day_with_data(self, logger: logging.Logger) -> str:
-        requester = self._constructor.create_component(
-            HttpRequesterModel,
-            self.resolved_manifest["definitions"]["requester"],
-            {**self._config, "page_size": 1},
-            name=STREAM_NAME,
-        )
+    def _first_day_with_data(self, logger: logging.Logger, config: Mapping[str, Any]) -> str:
+        requester = _search_requester({**config, "page_size": 1})
 
-        def has_rows_before(moment: datetime) -> bool:
+        def has_rows_before(moment: Any) -> bool:
             # The window's end is one cursor granularity (1s) before `toTimeStamp`, as in every window.
-            window = StreamSlice(
-                partition={},
-                cursor_slice={"start_time": "", "end_time": _format(moment - timedelta(seconds=1))},
+            window = StreamSlice(partition={}, cursor_slice={"start_time": "", "end_time": format_utc(moment.subtract(seconds=1))})
+            for _ in range(CONTRADICTION_RETRIES + 1):
+                page = parsed_page(requester.send_request(stream_slice=window))  # type: ignore[arg-type]
+                if page is None:
+                    break
+                rows, total, has_more = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD), page.get(HAS_MORE_FIELD)
+                if rows or not (has_more is True or (isinstance(total, int) and total > 0)):
+                    return bool(rows)
+            else:
+                raise AirbyteTracedException(
+                    message=(
+                        f"Looking for the account's first day, Kore.ai answered an empty page that says more rows exist "
+                        f"before {format_utc(moment)} (hasMore {has_more}, totalCount {total}), {CONTRADICTION_RETRIES + 1} "
+                        "times. The connector cannot tell where the history starts: set `start_date` to the first day to read."
+                    ),
+                    failure_type=FailureType.config_error,
+                )
+            raise AirbyteTracedException(
+                message="Looking for the account's first day, Kore.ai sent an answer that is not call-volume JSON: set `start_date` to skip the search.",
+                failure_type=FailureType.transient_error,
             )
-            response = requester.send_request(stream_slice=window)
-            page = parsed_page(response) if response is not None else None
-            return bool(page and page[RECORDS_FIELD])
 
-        first_day = first_day_with_rows(has_rows_before, datetime.now(timezone.utc))
+        first_day = first_day_with_rows(has_rows_before, now_utc())
         if first_day is None:
-            first_day = _floor_to_interval(datetime.now(timezone.utc))
             logger.info("No start_date and the account has no call volume yet: reading from now on.")
-        else:
-            logger.info(f"No start_date: the account's first interval is on {first_day:%Y-%m-%d}; reading from there.")
-        return _format(first_day)
+            return format_utc(floor_to_interval(now_utc()))
+        logger.info(f"No start_date: the account's first interval is on {first_day.format('YYYY-MM-DD')}; reading from there.")
+        return format_utc(first_day)
 
 
-def first_day_with_rows(has_rows_before: Callable[[datetime], bool], now: datetime) -> Optional[datetime]:
+def _search_requester(config: Mapping[str, Any]) -> Any:
+    """The manifest's own requester (authenticator, error handling, retries), for the first-day search."""
+    definition = resolved_manifest()["definitions"]["requester"]
+    return ModelToComponentFactory().create_component(HttpRequesterModel, definition, config, name=STREAM_NAME)
+
+
+def first_day_with_rows(has_rows_before: Callable[[Any], bool], now: Any) -> Optional[Any]:
     """The last midnight before which there are no rows, or None when there are none at all.
 
     `has_rows_before(t)` says whether any interval lies before `t`; it is monotonic in `t`, so a doubling
     search backwards then a bisection finds the edge in about 2·log2(days) requests.
     """
-    day = timedelta(days=1)
-    with_rows = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + day
+    with_rows = now.start_of("day").add(days=1)
     if not has_rows_before(with_rows):
         return None
-    step = day
-    without_rows = EARLIEST_SEARCHED_DAY
-    while with_rows - step > EARLIEST_SEARCHED_DAY:
-        candidate = with_rows - step
+    step, without_rows = 1, EARLIEST_SEARCHED_DAY
+    while with_rows.subtract(days=step) > EARLIEST_SEARCHED_DAY:
+        candidate = with_rows.subtract(days=step)
         if not has_rows_before(candidate):
             without_rows = candidate
             break
-        with_rows = candidate
-        step *= 2
-    while with_rows - without_rows > day:
-        middle = without_rows + ((with_rows - without_rows) // day // 2) * day
+        with_rows, step = candidate, step * 2
+    while (with_rows - without_rows).in_days() > 1:
+        middle = without_rows.add(days=(with_rows - without_rows).in_days() // 2)
         if has_rows_before(middle):
             with_rows = middle
         else:
@@ -133,62 +151,124 @@ def first_day_with_rows(has_rows_before: Callable[[datetime], bool], now: dateti
     return without_rows
 
 
-def normalize_config(config: Mapping[str, Any]) -> MutableMapping[str, Any]:
-    """The config as the manifest expects it: blanks trimmed, host with its scheme, start on a quarter hour."""
-    normalized = {key: _strip(value) for key, value in config.items()}
-    host = normalized.get("host") or DEFAULT_HOST
-    if isinstance(host, str):
-        if "://" not in host:
-            host = f"https://{host}"
-        normalized["host"] = host.rstrip("/")
-    start = _parse(normalized.get("start_date"))
-    if start is not None:
-        normalized["start_date"] = _format(_floor_to_interval(start))
-    return normalized
+# --- The config, checked against the spec -------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def manifest() -> Mapping[str, Any]:
+    return yaml.safe_load(MANIFEST_PATH.read_text())  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=1)
+def resolved_manifest() -> Mapping[str, Any]:
+    resolved = ManifestReferenceResolver().preprocess_manifest(dict(manifest()))
+    return ManifestComponentTransformer().propagate_types_and_parameters("", resolved, {})  # type: ignore[no-any-return]
+
+
+def connection_specification() -> Mapping[str, Any]:
+    return manifest()["spec"]["connection_specification"]  # type: ignore[no-any-return]
 
 
 def config_problems(config: Mapping[str, Any]) -> List[str]:
     """Every problem of the config, each naming the field and the fix; an empty list when it is usable."""
-    problems: List[str] = []
-    problems += _host_problems(config.get("host", DEFAULT_HOST))
-    account_id = config.get("account_id")
-    if not isinstance(account_id, str) or not account_id.strip():
-        problems.append("`account_id` is missing: give the AgentAssist account ID.")
-    elif not _ACCOUNT_ID.match(account_id.strip()):
-        problems.append(
-            "`account_id` may hold only letters, digits, '-' and '_' (no '/', '?', '..' or spaces): "
-            "give the bare AgentAssist account ID, not a URL."
-        )
-    org_id = config.get("org_id")
-    if not isinstance(org_id, str) or not org_id.strip():
-        problems.append("`org_id` is missing: give the organisation ID (it starts with \"o-\").")
-    elif not _ORG_ID.match(org_id.strip()):
-        problems.append("`org_id` may hold only letters, digits, '-' and '_', e.g. o-01aedac2-26fb-5bdb-bb0f-f71292ca0001.")
-    problems += _credentials_problems(config.get("credentials"))
-    start = _date_problem(config, "start_date", problems)
-    end = _date_problem(config, "end_date", problems)
-    if start and end and end <= start:
+    specification = connection_specification()
+    validator = jsonschema.Draft7Validator(specification)
+    problems = [_explain(error, specification) for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))]
+    if problems:
+        return problems
+    normalized = dict(config)
+    NormalizeConfig().transform(normalized)
+    start, end = _real_date(normalized, "start_date", problems), _real_date(normalized, "end_date", problems)
+    if start is not None and end is not None and end <= start:
         problems.append("`end_date` must be after `start_date`: swap them or leave `end_date` empty to read up to now.")
-    for name, (minimum, maximum, multiple) in _INTEGER_KNOBS.items():
-        value = config.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum or value % multiple:
-            every = f" in steps of {multiple}" if multiple > 1 else ""
-            problems.append(f"`{name}` must be a whole number from {minimum} to {maximum}{every}; it is {value!r}.")
     return problems
 
 
+def _explain(error: jsonschema.ValidationError, specification: Mapping[str, Any]) -> str:
+    """One sentence naming the field, what it must be, and the spec's own description and example as the fix."""
+    if error.validator == "oneOf" and error.context:
+        return _explain(_matching_branch_error(error), specification)
+    path = [str(part) for part in error.absolute_path]
+    if error.validator == "required":
+        path.append(str(error.message).split("'")[1])
+    field_schema = _field_schema(specification, path)
+    example = field_schema.get("examples", [None])[0]
+    fix = " ".join(part for part in (field_schema.get("description", "").strip(), f"For example: {example}." if example is not None else "") if part)
+    name = ".".join(path)
+    if error.validator == "required":
+        return f"`{name}` is missing: {fix}"
+    # A secret's value is never repeated back.
+    value = "" if field_schema.get("airbyte_secret") else f" ({error.instance!r})"
+    return f"`{name}`{value} must be {_expected(error)}: {fix}"
+
+
+def _matching_branch_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """Of a oneOf's failures, the one of the branch the config chose (its `const` matched), else the first."""
+    by_branch: dict = {}
+    for sub_error in error.context:  # type: ignore[union-attr]
+        by_branch.setdefault(sub_error.schema_path[0], []).append(sub_error)
+    for errors in by_branch.values():
+        if not any(sub_error.validator == "const" for sub_error in errors):
+            return errors[0]
+    return error.context[0]  # type: ignore[index]
+
+
+def _field_schema(specification: Mapping[str, Any], path: List[str]) -> Mapping[str, Any]:
+    schema: Mapping[str, Any] = specification
+    for part in path:
+        candidates = [schema, *schema.get("oneOf", [])]
+        schema = next((c["properties"][part] for c in candidates if part in c.get("properties", {})), {})
+    return schema
+
+
+def _expected(error: jsonschema.ValidationError) -> str:
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    return {
+        "pattern": "in the form this field takes",
+        "minimum": f"at least {schema.get('minimum')}",
+        "maximum": f"at most {schema.get('maximum')}",
+        "multipleOf": f"a multiple of {schema.get('multipleOf')}",
+        "type": f"of type {schema.get('type')}",
+        "const": f"{schema.get('const')!r}",
+        "enum": f"one of {schema.get('enum')}",
+        "format": f"a {schema.get('format')}",
+    }.get(str(error.validator), "accepted")
+
+
+def _real_date(config: Mapping[str, Any], name: str, problems: List[str]) -> Optional[Any]:
+    value = config.get(name)
+    if not value:
+        return None
+    parsed = parse_utc(value)
+    if parsed is None:
+        problems.append(f"`{name}` must be a real UTC time written YYYY-MM-DDTHH:MM:SSZ, e.g. 2024-01-01T00:00:00Z; it is {value!r}.")
+    return parsed
+
+
+# --- The state ----------------------------------------------------------------------------------------
+
+_STATE_SHAPE = (
+    'a JSON list of STREAM state messages, e.g. [{"type": "STREAM", "stream": {"stream_descriptor": '
+    '{"name": "call_volume"}, "stream_state": {"intervalEndTimeStamp": "2024-03-01T10:15:00Z"}}}]'
+)
+
+
 def state_problems(state: Any) -> List[str]:
-    """Problems of a state file's cursor for this stream, each naming the value and the fix."""
-    messages = state if isinstance(state, list) else []
+    """Problems of a state file: its shape, then this stream's cursor; each names what was found and the fix."""
+    if state is None:
+        return []
+    if not isinstance(state, list) or not all(_is_stream_state(message) for message in state):
+        found = type(state).__name__ if not isinstance(state, list) else "a list holding " + ", ".join(
+            sorted({type(message).__name__ if not isinstance(message, Mapping) else f"{message.get('type')!r} messages" for message in state})
+        )
+        return [f"The file given with --state holds {found}, not {_STATE_SHAPE}: pass the state the last sync emitted, or none."]
     problems = []
-    for message in messages:
-        stream = message.get("stream") if isinstance(message, Mapping) else None
-        if not isinstance(stream, Mapping) or stream.get("stream_descriptor", {}).get("name") != STREAM_NAME:
+    for message in state:
+        stream = message["stream"]
+        if stream["stream_descriptor"].get("name") != STREAM_NAME:
             continue
         cursor = (stream.get("stream_state") or {}).get(CURSOR_FIELD)
-        if cursor is not None and _parse(cursor, CURSOR_FORMATS) is None:
+        if cursor is not None and parse_utc(cursor) is None:
             problems.append(
                 f"The state's {CURSOR_FIELD} is {cursor!r}, not a UTC time like 2024-03-01T10:15:00Z: "
                 "fix the state file, or reset the stream to sync from `start_date` again."
@@ -196,80 +276,12 @@ def state_problems(state: Any) -> List[str]:
     return problems
 
 
-def _host_problems(host: Any) -> List[str]:
-    if not isinstance(host, str) or not host.strip():
-        return ["`host` is empty: give the Kore.ai environment, e.g. platform.kore.ai."]
-    text = host.strip()
-    parts = urlsplit(text if "://" in text else f"https://{text}")
-    hostname = parts.hostname or ""
-    if parts.scheme not in ("https", "http") or not (_is_loopback(hostname) or _HOST_NAME.match(hostname)):
-        return [f"`host` must be a host name such as platform.kore.ai (optionally with https://); {text!r} is not."]
-    if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
-        return ["`host` must be the environment's host only, e.g. platform.kore.ai, without a path or query."]
-    if parts.scheme == "http" and not _is_loopback(hostname):
-        return ["`host` uses plain http://, which would send the token unencrypted: use https://."]
-    return []
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
+def _is_stream_state(message: Any) -> bool:
+    if not isinstance(message, Mapping) or message.get("type") != "STREAM":
         return False
-
-
-def _credentials_problems(credentials: Any) -> List[str]:
-    if not isinstance(credentials, Mapping):
-        return ["`credentials` is missing: give the JWT app's Client ID and Client Secret, or paste a JWT."]
-    auth_type = credentials.get("auth_type")
-    if auth_type == "client_credentials":
-        return [
-            f"`credentials.{name}` is empty: copy the JWT app's {label} from Kore.ai."
-            for name, label in (("client_id", "Client ID"), ("client_secret", "Client Secret"))
-            if not isinstance(credentials.get(name), str) or not credentials[name].strip()
-        ]
-    if auth_type == "jwt":
-        token = credentials.get("jwt")
-        if not isinstance(token, str) or not _JWT.match(token.strip()):
-            return ["`credentials.jwt` is not a JWT (three dot-separated parts): paste the whole token."]
-        return []
-    return ["`credentials.auth_type` must be \"client_credentials\" or \"jwt\"."]
-
-
-def _date_problem(config: Mapping[str, Any], name: str, problems: List[str]) -> Optional[datetime]:
-    value = config.get(name)
-    if value is None or value == "":
-        return None
-    parsed = _parse(value.strip() if isinstance(value, str) else value)
-    if parsed is None:
-        problems.append(f"`{name}` must be a real UTC time written YYYY-MM-DDTHH:MM:SSZ, e.g. 2024-01-01T00:00:00Z; it is {value!r}.")
-    return parsed
-
-
-def _parse(value: Any, formats: Tuple[str, ...] = (TIMESTAMP_FORMAT,)) -> Optional[datetime]:
-    if not isinstance(value, str):
-        return None
-    for timestamp_format in formats:
-        try:
-            return datetime.strptime(value, timestamp_format).replace(tzinfo=timezone.utc)
-        except ValueError:
-            continue
-    return None
-
-
-def _format(moment: datetime) -> str:
-    return moment.strftime(TIMESTAMP_FORMAT)
-
-
-def _floor_to_interval(moment: datetime) -> datetime:
-    return moment - (moment - datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)) % INTERVAL
-
-
-def _strip(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, Mapping):
-        return {key: _strip(inner) for key, inner in value.items()}
-    return value
+    stream = message.get("stream")
+    return (
+        isinstance(stream, Mapping)
+        and isinstance(stream.get("stream_descriptor"), Mapping)
+        and isinstance(stream.get("stream_state", {}), (Mapping, type(None)))
+    )
