@@ -12,9 +12,9 @@ from typing import Any, Iterator, List, Mapping, Optional, Sequence
 import pytest
 
 from simulator import Simulator
+from testkit import STREAM, configured_catalog as catalog
 
 CONNECTOR = str(Path(sys.executable).with_name("source-callvolume"))
-STREAM = "call_volume"
 RUN_TIMEOUT_SECONDS = 300
 
 
@@ -55,21 +55,6 @@ class Run:
     def connection_status(self) -> dict:
         (status,) = self.of_type("CONNECTION_STATUS")
         return status["connectionStatus"]
-
-
-def catalog(sync_mode: str = "incremental") -> dict:
-    destination_sync_mode = "append_dedup" if sync_mode == "incremental" else "overwrite"
-    return {
-        "streams": [
-            {
-                "stream": {"name": STREAM, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]},
-                "sync_mode": sync_mode,
-                "destination_sync_mode": destination_sync_mode,
-                "primary_key": [["_id"]],
-                "cursor_field": ["intervalEndTimeStamp"],
-            }
-        ]
-    }
 
 
 class Connector:

@@ -17,9 +17,11 @@ from airbyte_cdk.test.standard_tests import SourceTestSuiteBase
 
 from simulator import Simulator
 from source_callvolume.source import SourceCallvolume
+from testkit import configured_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_FILES = [ROOT / ".local" / "standard-tests" / name for name in ("config.json", "spec_config.json")]
+SCENARIO_FILES = ROOT / ".local" / "standard-tests"
+CONFIG_FILES = [SCENARIO_FILES / name for name in ("config.json", "spec_config.json")]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -28,6 +30,7 @@ def simulator_config() -> Iterator[None]:
         for path in CONFIG_FILES:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(sim.config()))
+        (SCENARIO_FILES / "configured_catalog.json").write_text(json.dumps(configured_catalog()))
         yield
 
 

@@ -528,13 +528,21 @@ DEFAULT_HOST = "https://platform.kore.ai"
 @dataclass
 class NormalizeConfig(ConfigTransformation):
     """The config as the manifest's interpolations expect it: blanks trimmed, `host` with its scheme and no
-    trailing slash, `start_date` on the quarter hour.
+    trailing slash, `start_date` on the quarter hour. Without a `start_date` it refuses the config rather than
+    let a read crawl from 1970 one empty window at a time.
 
     Why not `ConfigAddFields`/`ConfigRemapField`: trimming every string, nested ones included, and flooring a
     time to the quarter hour are not expressible in their interpolations.
     """
 
     def transform(self, config: MutableMapping[str, Any]) -> None:
+        if not config.get("start_date"):
+            # The source_callvolume package searches for the first day itself and always passes a start date.
+            message = (
+                "`start_date` is required when this manifest runs without the source_callvolume package, which alone "
+                "can search for the account's first interval: set `start_date`, e.g. 2024-01-01T00:00:00Z."
+            )
+            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
         for key, value in list(config.items()):
             config[key] = _strip(value)
         host = config.get("host") or DEFAULT_HOST

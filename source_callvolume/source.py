@@ -35,7 +35,6 @@ from source_callvolume.components import (
     HAS_MORE_FIELD,
     RECORDS_FIELD,
     TOTAL_COUNT_FIELD,
-    NormalizeConfig,
     floor_to_interval,
     format_utc,
     now_utc,
@@ -176,9 +175,8 @@ def config_problems(config: Mapping[str, Any]) -> List[str]:
     problems = [_explain(error, specification) for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))]
     if problems:
         return problems
-    normalized = dict(config)
-    NormalizeConfig().transform(normalized)
-    start, end = _real_date(normalized, "start_date", problems), _real_date(normalized, "end_date", problems)
+    start, end = _real_date(config, "start_date", problems), _real_date(config, "end_date", problems)
+    start = floor_to_interval(start) if start is not None else None
     if start is not None and end is not None and end <= start:
         problems.append("`end_date` must be after `start_date`: swap them or leave `end_date` empty to read up to now.")
     return problems
@@ -239,7 +237,7 @@ def _real_date(config: Mapping[str, Any], name: str, problems: List[str]) -> Opt
     value = config.get(name)
     if not value:
         return None
-    parsed = parse_utc(value)
+    parsed = parse_utc(value.strip())
     if parsed is None:
         problems.append(f"`{name}` must be a real UTC time written YYYY-MM-DDTHH:MM:SSZ, e.g. 2024-01-01T00:00:00Z; it is {value!r}.")
     return parsed

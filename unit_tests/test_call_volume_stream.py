@@ -1,201 +1,271 @@
-"""Pins what the call_volume stream sends and how it pages, windows and checkpoints, with the CDK's HttpMocker.
+"""Pins how the call_volume stream pages, windows and checkpoints, and that no answer moves it unchecked (HttpMocker).
 
-- auth: the `auth` header carries a fresh HS256 token per request (appId kept a string, iat, exp at most an
-  hour on, a jti never reused), or a pasted JWT as is;
 - pagination: skip grows by the rows received, follows hasMore over short pages, stops on hasMore=false;
+  without hasMore it follows totalCount, without both it reads on to an empty page;
+- paging that makes no progress (an empty page that says more, an ignored skip, hasMore past totalCount,
+  hasMore=false short of totalCount) ends the window with an error, within the pages it needs plus two;
+- a window whose totalCount changes between pages is read again, at most five times;
 - windows: consecutive request bodies share their edge, the first starts at start_date, the last ends at end_date;
-- state: the cursor is the last interval received, never the window end.
+- state: the cursor is the last interval received, never the window end, never a row outside the window,
+  and an off-grid state cursor is put back on the quarter hour.
 """
 
-from __future__ import annotations
+from typing import Any, List, Mapping, Optional
 
-import json
-from typing import Any, Iterable, List, Mapping, Optional
-
-import jwt
 import pytest
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
-from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
+from airbyte_cdk.test.mock_http import HttpMocker
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_callvolume.source import SourceCallvolume
-
-STREAM = "call_volume"
-ACCOUNT_ID = "acc-0001"
-ORG_ID = "o-01aedac2-26fb-5bdb-bb0f-f71292ca0001"
-CLIENT_ID = "0123"  # looks numeric: must still be sent as the string "0123"
-CLIENT_SECRET = "a-client-secret-that-is-long-enough-for-hs256"
-URL = f"https://platform.kore.ai/agentassist/api/public/analytics/account/{ACCOUNT_ID}/callvolume"
-START = "2024-03-01T00:00:00Z"
-END = "2024-03-02T00:00:00Z"
-PAGE_SIZE = 3
-
-
-def _config(**overrides: Any) -> dict:
-    config = {
-        "host": "platform.kore.ai",
-        "account_id": ACCOUNT_ID,
-        "org_id": ORG_ID,
-        "credentials": {"auth_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
-        "start_date": START,
-        "end_date": END,
-        "page_size": PAGE_SIZE,
-        "num_workers": 1,
-    }
-    config.update(overrides)
-    return config
+from testkit import STREAM, config, page, record, window_request
 
 
 def _catalog(sync_mode: SyncMode = SyncMode.full_refresh) -> ConfiguredAirbyteCatalog:
     return CatalogBuilder().with_stream(STREAM, sync_mode).build()
 
 
-def _record(index: int, end: str = "2024-03-01T10:00:00.000Z") -> dict:
-    return {
-        "_id": f"{index:024x}",
-        "intervalStartTimeStamp": end.replace("10:00", "09:45"),
-        "intervalEndTimeStamp": end,
-        "queueId": "qu-1",
-        "offeredContacts": index,
-    }
-
-
-def _page(records: List[dict], has_more: bool, total: Optional[int] = None) -> HttpResponse:
-    body = {"hasMore": has_more, "CallVolumeUpdate": records, "totalCount": len(records) if total is None else total}
-    return HttpResponse(body=json.dumps(body), status_code=200)
-
-
-def _body(skip: int = 0, start: str = START, end: str = END, limit: int = PAGE_SIZE) -> dict:
-    return {"orgId": ORG_ID, "fromTimeStamp": start, "toTimeStamp": end, "limit": limit, "skip": skip}
-
-
-def _request(**body: Any) -> HttpRequest:
-    return HttpRequest(url=URL, body=_body(**body))
-
-
 def _read(config: Mapping[str, Any], catalog: ConfiguredAirbyteCatalog, state: Any = None) -> EntrypointOutput:
     return read(SourceCallvolume(catalog, config, state), config, catalog, state)
 
 
-def _sent(http_mocker: HttpMocker) -> Iterable[Any]:
-    # HttpMocker exposes no request history of its own; its requests-mock keeps the requests as sent.
-    return http_mocker._mocker.request_history
-
-
 def _ids(output: EntrypointOutput) -> List[str]:
-    return [record.record.data["_id"] for record in output.records]
+    return [message.record.data["_id"] for message in output.records]
 
 
-def test_each_request_and_each_page_carries_a_freshly_signed_token(http_mocker: HttpMocker) -> None:
-    http_mocker.post(_request(skip=0), _page([_record(1), _record(2), _record(3)], has_more=True, total=4))
-    http_mocker.post(_request(skip=3), _page([_record(4)], has_more=False, total=4))
-
-    output = _read(_config(), _catalog())
-
-    assert len(output.records) == 4
-    tokens = [request.headers["auth"] for request in _sent(http_mocker)]
-    assert len(tokens) == 2 and not any(token.startswith("Bearer") for token in tokens)
-    claims = [jwt.decode(token, CLIENT_SECRET, algorithms=["HS256"]) for token in tokens]
-    assert all(claim["appId"] == CLIENT_ID and isinstance(claim["appId"], str) for claim in claims)
-    assert all(0 < claim["exp"] - claim["iat"] <= 3600 for claim in claims)
-    assert len({claim["jti"] for claim in claims}) == 2
+def _error(output: EntrypointOutput) -> str:
+    return " ".join(message.trace.error.message for message in output.errors)
 
 
-def test_pasted_jwt_is_sent_unchanged_in_the_auth_header(http_mocker: HttpMocker) -> None:
-    pasted = jwt.encode({"appId": "cs-1"}, CLIENT_SECRET, algorithm="HS256")
-    http_mocker.post(_request(skip=0), _page([_record(1)], has_more=False))
+def _cursor(output: EntrypointOutput) -> Optional[str]:
+    states = output.state_messages
+    return states[-1].state.stream.stream_state.intervalEndTimeStamp if states else None
 
-    _read(_config(credentials={"auth_type": "jwt", "jwt": pasted}), _catalog())
 
-    assert [request.headers["auth"] for request in _sent(http_mocker)] == [pasted]
+# --- Paging -------------------------------------------------------------------------------------------
 
 
 def test_pagination_continues_on_short_page_while_has_more(http_mocker: HttpMocker) -> None:
     # The server caps pages at 2 rows although 3 were asked for: skip must follow the rows received.
-    http_mocker.post(_request(skip=0), _page([_record(1), _record(2)], has_more=True, total=5))
-    http_mocker.post(_request(skip=2), _page([_record(3), _record(4)], has_more=True, total=5))
-    http_mocker.post(_request(skip=4), _page([_record(5)], has_more=False, total=5))
+    http_mocker.post(window_request(skip=0), page([record(1), record(2)], has_more=True, total=5))
+    http_mocker.post(window_request(skip=2), page([record(3), record(4)], has_more=True, total=5))
+    http_mocker.post(window_request(skip=4), page([record(5)], has_more=False, total=5))
 
-    output = _read(_config(), _catalog())
+    output = _read(config(), _catalog())
 
-    assert _ids(output) == [_record(index)["_id"] for index in range(1, 6)]
+    assert _ids(output) == [record(index)["_id"] for index in range(1, 6)]
 
 
 def test_pagination_stops_on_has_more_false_without_an_extra_request(http_mocker: HttpMocker) -> None:
-    # A full page with hasMore=false is the last one: no request for skip=3 is mocked, so one would fail the test.
-    http_mocker.post(_request(skip=0), _page([_record(1), _record(2), _record(3)], has_more=False))
+    first, next_one = window_request(skip=0), window_request(skip=3)
+    http_mocker.post(first, page([record(1), record(2), record(3)], has_more=False))
+    http_mocker.post(next_one, page([], has_more=False))
 
-    output = _read(_config(), _catalog())
+    output = _read(config(), _catalog())
 
     assert len(output.records) == 3
-    assert len(list(_sent(http_mocker))) == 1
+    http_mocker.assert_number_of_calls(next_one, 0)
 
 
-def test_window_is_read_again_when_total_count_changes_between_pages(http_mocker: HttpMocker) -> None:
-    # Regression: a row removed before the offset between two pages shifted every later row up one place,
-    # and plain offsets skipped the row at the page boundary. A changed totalCount re-reads the window.
-    first, second, third = _record(1), _record(2), _record(3)
+def test_pagination_without_has_more_follows_total_count(http_mocker: HttpMocker) -> None:
+    # Regression: a page without hasMore ended the window after its first page, 10 of 14 rows unread.
+    http_mocker.post(window_request(skip=0), page([record(1), record(2), record(3)], has_more=None, total=5))
+    http_mocker.post(window_request(skip=3), page([record(4), record(5)], has_more=None, total=5))
+
+    output = _read(config(), _catalog())
+
+    assert _ids(output) == [record(index)["_id"] for index in range(1, 6)]
+
+
+def test_pagination_without_has_more_and_total_count_reads_on_to_an_empty_page(http_mocker: HttpMocker) -> None:
+    http_mocker.post(window_request(skip=0), page([record(1), record(2)], has_more=None, total=-1))
+    http_mocker.post(window_request(skip=2), page([record(3)], has_more=None, total=-1))
+    last = window_request(skip=3)
+    http_mocker.post(last, page([], has_more=None, total=-1))
+
+    output = _read(config(), _catalog())
+
+    assert _ids(output) == [record(index)["_id"] for index in range(1, 4)] and not output.errors
+    http_mocker.assert_number_of_calls(last, 1)
+
+
+def test_an_empty_page_that_says_has_more_ends_the_window_with_an_error(http_mocker: HttpMocker) -> None:
+    # Regression (issue 15): deleting this guard left every test green while the sync looped forever.
+    http_mocker.post(window_request(skip=0), page([record(1), record(2), record(3)], has_more=True, total=9))
+    empty = window_request(skip=3)
+    http_mocker.post(empty, page([], has_more=True, total=9))
+
+    output = _read(config(), _catalog(SyncMode.incremental))
+
+    assert _ids(output) == [record(index)["_id"] for index in range(1, 4)]
+    assert "not paging" in _error(output) and "empty page" in _error(output)
+    http_mocker.assert_number_of_calls(empty, 1)
+    assert _cursor(output) in (None, "2024-03-01T00:00:00Z")
+
+
+def test_a_server_that_ignores_skip_ends_the_window_on_the_repeated_page(http_mocker: HttpMocker) -> None:
+    same = page([record(1), record(2), record(3)], has_more=True, total=-1)
+    http_mocker.post(window_request(skip=0), same)
+    repeated = window_request(skip=3)
+    http_mocker.post(repeated, same)
+
+    output = _read(config(), _catalog())
+
+    assert "ignores `skip`" in _error(output)
+    http_mocker.assert_number_of_calls(repeated, 1)
+
+
+def test_has_more_past_total_count_ends_the_window_within_the_pages_it_needs_plus_one(http_mocker: HttpMocker) -> None:
+    # New rows on every page and hasMore forever: only totalCount (6 rows, two pages) bounds it.
+    http_mocker.post(window_request(skip=0), page([record(1), record(2), record(3)], has_more=True, total=6))
+    http_mocker.post(window_request(skip=3), page([record(4), record(5), record(6)], has_more=True, total=6))
+    beyond = window_request(skip=6)
+    http_mocker.post(beyond, page([record(7), record(8), record(9)], has_more=True, total=6))
+
+    output = _read(config(), _catalog())
+
+    assert "past its own totalCount" in _error(output)
+    http_mocker.assert_number_of_calls(beyond, 0)
+
+
+def test_has_more_false_short_of_total_count_fails_rather_than_lose_rows(http_mocker: HttpMocker) -> None:
+    http_mocker.post(window_request(skip=0), page([record(1), record(2)], has_more=False, total=5))
+
+    output = _read(config(), _catalog())
+
+    assert _ids(output) == [record(1)["_id"], record(2)["_id"]]
+    assert "totalCount is 5" in _error(output)
+
+
+@pytest.mark.parametrize("second_total", [5, 3], ids=["total-grows", "total-shrinks"])
+def test_window_is_read_again_when_total_count_changes_between_pages(http_mocker: HttpMocker, second_total: int) -> None:
+    # Regression: a row inserted or removed before the offset between two pages shifted every later row, and
+    # plain offsets skipped the row at the page boundary. A changed totalCount, up or down, re-reads the window.
     http_mocker.post(
-        _request(skip=0),
-        [_page([_record(0), first, second], has_more=True, total=4), _page([first, second, third], has_more=False, total=3)],
+        window_request(skip=0),
+        [page([record(0), record(1), record(2)], has_more=True, total=4), page([record(1), record(2), record(3)], has_more=False, total=3)],
     )
-    http_mocker.post(_request(skip=3), _page([third], has_more=False, total=3))
+    http_mocker.post(window_request(skip=3), page([record(3)], has_more=False, total=second_total))
 
-    output = _read(_config(), _catalog())
+    output = _read(config(), _catalog())
 
-    assert set(_ids(output)) == {_record(index)["_id"] for index in range(4)}
+    assert set(_ids(output)) == {record(index)["_id"] for index in range(4)}
+    assert not output.errors
+
+
+def test_a_window_whose_rows_keep_moving_fails_after_five_re_reads(http_mocker: HttpMocker) -> None:
+    # totalCount differs between the first and the second page on every read: MAX_WINDOW_RESTARTS bounds it.
+    first_page = window_request(skip=0)
+    http_mocker.post(first_page, page([record(1), record(2), record(3)], has_more=True, total=7))
+    http_mocker.post(window_request(skip=3), page([record(4), record(5), record(6)], has_more=True, total=8))
+
+    output = _read(config(), _catalog())
+
+    assert "read again 5 times" in _error(output)
+    http_mocker.assert_number_of_calls(first_page, 6)
+    assert set(_ids(output)) == {record(index)["_id"] for index in range(1, 7)}
+
+
+# --- Windows and state --------------------------------------------------------------------------------
 
 
 def test_windows_share_their_edges_from_start_date_to_end_date(http_mocker: HttpMocker) -> None:
     edges = ["2024-03-01T00:00:00Z", "2024-03-01T08:00:00Z", "2024-03-01T16:00:00Z", "2024-03-02T00:00:00Z"]
-    for window_start, window_end in zip(edges, edges[1:]):
-        http_mocker.post(_request(start=window_start, end=window_end), _page([], has_more=False))
+    requests = [window_request(start=start, end=end) for start, end in zip(edges, edges[1:])]
+    for request in requests:
+        http_mocker.post(request, page([], has_more=False))
 
-    output = _read(_config(window_hours=8), _catalog())
+    output = _read(config(window_hours=8), _catalog())
 
     assert not output.errors
-    bodies = sorted((json.loads(request.body) for request in _sent(http_mocker)), key=lambda body: body["fromTimeStamp"])
-    assert [(body["fromTimeStamp"], body["toTimeStamp"]) for body in bodies] == list(zip(edges, edges[1:]))
+    for request in requests:
+        http_mocker.assert_number_of_calls(request, 1)
 
 
 def test_state_is_the_last_interval_received_not_the_window_end(http_mocker: HttpMocker) -> None:
     http_mocker.post(
-        _request(skip=0),
-        _page([_record(1, end="2024-03-01T10:00:00.000Z"), _record(2, end="2024-03-01T10:15:00.000Z")], has_more=False),
+        window_request(skip=0),
+        page([record(1, end="2024-03-01T10:00:00.000Z"), record(2, end="2024-03-01T10:15:00.000Z")], has_more=False),
     )
 
-    output = _read(_config(), _catalog(SyncMode.incremental))
+    output = _read(config(), _catalog(SyncMode.incremental))
 
-    assert output.most_recent_state.stream_state.intervalEndTimeStamp == "2024-03-01T10:15:00Z"
+    assert _cursor(output) == "2024-03-01T10:15:00Z"
+
+
+def test_a_row_from_decades_ahead_ends_the_window_and_never_reaches_the_state(http_mocker: HttpMocker) -> None:
+    # Regression: one row ending in 2070 carried the state there, and every later sync read nothing, exit 0.
+    future = record(9, end="2070-01-01T00:15:00.000Z")
+    http_mocker.post(window_request(skip=0), page([record(1), future, record(2)], has_more=False))
+
+    output = _read(config(), _catalog(SyncMode.incremental))
+
+    assert _ids(output) == [record(1)["_id"]]
+    assert future["_id"] in _error(output) and "outside" in _error(output)
+    assert all(message.state.stream.stream_state.intervalEndTimeStamp < "2024-03-02" for message in output.state_messages)
+
+
+def test_a_row_one_interval_past_the_window_end_is_within_the_window(http_mocker: HttpMocker) -> None:
+    # Under the "overlapping" filter an interval that starts at the window's end is the window's too.
+    edge = record(1, end="2024-03-02T00:15:00.000Z")
+    http_mocker.post(window_request(skip=0), page([edge], has_more=False))
+
+    output = _read(config(), _catalog(SyncMode.incremental))
+
+    assert _ids(output) == [edge["_id"]] and not output.errors
+
+
+def test_a_row_without_a_readable_interval_end_is_emitted_and_leaves_the_cursor(http_mocker: HttpMocker) -> None:
+    unreadable = {**record(2), "intervalEndTimeStamp": "soon"}
+    http_mocker.post(window_request(skip=0), page([record(1, end="2024-03-01T10:00:00.000Z"), unreadable], has_more=False))
+
+    output = _read(config(), _catalog(SyncMode.incremental))
+
+    assert _ids(output) == [record(1)["_id"], record(2)["_id"]]
+    assert _cursor(output) == "2024-03-01T10:00:00Z"
 
 
 def test_incremental_sync_starts_a_lookback_before_the_state(http_mocker: HttpMocker) -> None:
     state = StateBuilder().with_stream_state(STREAM, {"intervalEndTimeStamp": "2024-03-01T12:00:00Z"}).build()
-    http_mocker.post(_request(start="2024-03-01T09:00:00Z"), _page([_record(7, end="2024-03-01T11:00:00.000Z")], has_more=False))
+    http_mocker.post(window_request(start="2024-03-01T09:00:00Z"), page([record(7, end="2024-03-01T11:00:00.000Z")], has_more=False))
 
-    output = _read(_config(lookback_minutes=180), _catalog(SyncMode.incremental), state)
+    output = _read(config(lookback_minutes=180), _catalog(SyncMode.incremental), state)
 
-    assert _ids(output) == [_record(7)["_id"]]
+    assert _ids(output) == [record(7)["_id"]]
     # The re-read interval is older than the state: the state must not move back.
-    assert output.most_recent_state.stream_state.intervalEndTimeStamp == "2024-03-01T12:00:00Z"
+    assert _cursor(output) == "2024-03-01T12:00:00Z"
+
+
+def test_an_off_grid_state_cursor_starts_the_next_window_on_the_quarter_hour(http_mocker: HttpMocker) -> None:
+    # Regression: from 12:07 every window edge was off the grid, and the "inside [from, to]" filter lost the
+    # interval straddling each edge.
+    state = StateBuilder().with_stream_state(STREAM, {"intervalEndTimeStamp": "2024-03-01T12:07:00Z"}).build()
+    on_grid = window_request(start="2024-03-01T09:00:00Z")
+    http_mocker.post(on_grid, page([record(7, end="2024-03-01T11:00:00.000Z")], has_more=False))
+
+    output = _read(config(lookback_minutes=180), _catalog(SyncMode.incremental), state)
+
+    assert _ids(output) == [record(7)["_id"]]
+    http_mocker.assert_number_of_calls(on_grid, 1)
 
 
 @pytest.mark.parametrize("host", ["platform.kore.ai", "https://platform.kore.ai", "https://platform.kore.ai/", " platform.kore.ai "])
 def test_host_is_accepted_with_or_without_scheme_and_trailing_slash(http_mocker: HttpMocker, host: str) -> None:
-    http_mocker.post(_request(skip=0), _page([_record(1)], has_more=False))
+    http_mocker.post(window_request(skip=0), page([record(1)], has_more=False))
 
-    output = _read(_config(host=host), _catalog())
+    output = _read(config(host=host), _catalog())
 
-    assert _ids(output) == [_record(1)["_id"]]
+    assert _ids(output) == [record(1)["_id"]]
 
 
 def test_fields_the_api_adds_later_pass_through_and_null_counts_arrive_as_absent(http_mocker: HttpMocker) -> None:
-    record = {**_record(1), "csatScore": None, "newMetricFromKore": 5}
-    http_mocker.post(_request(skip=0), _page([record], has_more=False))
+    row = {**record(1), "csatScore": None, "newMetricFromKore": 5}
+    http_mocker.post(window_request(skip=0), page([row], has_more=False))
 
-    output = _read(_config(), _catalog())
+    output = _read(config(), _catalog())
 
     # The CDK's serializer leaves out null values; destinations store the missing field as null.
-    assert [message.record.data for message in output.records] == [{**_record(1), "newMetricFromKore": 5}]
+    assert [message.record.data for message in output.records] == [{**record(1), "newMetricFromKore": 5}]
+
