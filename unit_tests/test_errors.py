@@ -1,6 +1,7 @@
 """Pins what happens when retries run out: a transient_error, never a silently shorter sync (HttpMocker).
 
-Backoff sleeps are skipped so the retries run out in milliseconds; the CDK still counts every attempt.
+Backoff sleeps are skipped so the retries run out in milliseconds; the CDK still counts every attempt. A fault
+that never clears ends the sync once nothing has succeeded for the retry window: no new window starts.
 """
 
 import json
@@ -50,3 +51,41 @@ def test_a_body_that_stays_cut_short_fails_the_sync_instead_of_ending_the_window
     assert output.errors[0].trace.error.failure_type == FailureType.transient_error
     # The window was not read: the state must not claim it was.
     assert all(message.state.stream.stream_state.intervalEndTimeStamp <= "2024-03-01T00:00:00Z" for message in output.state_messages)
+
+
+class _Clock:
+    """The guard's clock, advanced by every backoff sleep instead of real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_fault_that_never_clears_ends_the_sync_and_starts_no_new_window(http_mocker: HttpMocker, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: every request failing for good after a few good pages kept the sync retrying window after window.
+    clock = _Clock()
+    monkeypatch.setattr("time.sleep", clock.sleep)
+    monkeypatch.setattr("source_callvolume.components.time.monotonic", clock.monotonic)
+    edges = ["2024-03-01T00:00:00Z", "2024-03-01T06:00:00Z", "2024-03-01T12:00:00Z", "2024-03-01T18:00:00Z", "2024-03-02T00:00:00Z"]
+    windows = [window_request(start=start, end=end) for start, end in zip(edges, edges[1:])]
+    http_mocker.post(windows[0], page([record(1, end="2024-03-01T05:00:00.000Z")], has_more=False))
+    for window in windows[1:]:
+        http_mocker.post(window, HttpResponse(body="{}", status_code=503))
+    catalog = CatalogBuilder().with_stream(STREAM, SyncMode.incremental).build()
+
+    output = read(SourceCallvolume(catalog, config(window_hours=6), None), config(window_hours=6), catalog)
+
+    assert [m.record.data["_id"] for m in output.records] == [record(1)["_id"]]
+    assert any("no request successfully" in m.trace.error.message for m in output.errors)
+    # Every stream error is transient (the CDK's closing, combined trace is re-typed by run.py, tested end to end).
+    stream_errors = [m for m in output.errors if not m.trace.error.message.startswith("During the sync")]
+    assert stream_errors and all(m.trace.error.failure_type == FailureType.transient_error for m in stream_errors)
+    # The first failing window spent its retries; the next one was cut short by the guard; the last never began.
+    http_mocker.assert_number_of_calls(windows[1], RETRIES + 1)
+    http_mocker.assert_number_of_calls(windows[3], 0)
+    assert all(m.state.stream.stream_state.intervalEndTimeStamp <= "2024-03-01T05:00:00Z" for m in output.state_messages)
