@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,15 +48,17 @@ def test_server_errors_are_retried_and_no_row_is_lost(connector: Connector, stat
 
 
 def test_rate_limit_waits_as_retry_after_asks(connector: Connector) -> None:
+    # Regression (issue 15): with `Retry-After: 2`, the first default back-off, ignoring the header went
+    # unnoticed. Five seconds is no back-off the connector would pick itself (2, 4, 8, ...).
     with Simulator(queues=2, days=1) as sim:
-        sim.fail_next(429, count=1, retry_after=2)
+        sim.fail_next(429, count=1, retry_after=5)
         run = connector.read(sim.config(num_workers=1), sync_mode="full_refresh")
         expected = sim.records()
         log = sim.requests
 
     assert by_id(run.records) == by_id(expected)
     limited = next(index for index, request in enumerate(log) if request["status"] == 429)
-    assert log[limited + 1]["received_at"] - log[limited]["received_at"] >= 2
+    assert 5 <= log[limited + 1]["received_at"] - log[limited]["received_at"] < 7
 
 
 @pytest.mark.parametrize(
@@ -244,14 +247,41 @@ def test_bad_input_is_refused_naming_the_field_before_any_request(connector: Con
     with Simulator(queues=1, days=1) as sim:
         config = sim.config(**change)
         check = connector.run("check", config)
+        discover = connector.run("discover", config)
         read = connector.read(config)
         requests_made = sim.requests
 
     assert check.returncode == 0 and check.connection_status["status"] == "FAILED"
     assert field in check.connection_status["message"]
+    # Regression (issue 15): discover could skip the field-by-field check and print a catalog.
+    assert discover.returncode != 0 and not discover.of_type("CATALOG")
+    assert discover.errors[0]["failure_type"] == "config_error" and field in discover.errors[0]["message"]
     assert read.returncode != 0 and read.records == []
     assert read.errors[0]["failure_type"] == "config_error" and field in read.errors[0]["message"]
     assert requests_made == []
+
+
+def test_plain_http_to_a_remote_host_is_refused_and_no_request_leaves(connector: Connector) -> None:
+    # Regression (issue 15): plain http:// for a remote host was caught only by the spec's generic message;
+    # nothing checked that no request, and so no token, left in clear. 127.0.0.2 is not a host the spec
+    # allows http:// for, yet it is this machine: a listener there sees any request that leaves.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        with Simulator(queues=1, days=1) as sim:
+            config = sim.config(host=f"http://127.0.0.2:{listener.getsockname()[1]}")
+        check = connector.run("check", config)
+        read = connector.read(config)
+        try:
+            listener.accept()
+            reached = True
+        except socket.timeout:
+            reached = False
+
+    assert check.connection_status["status"] == "FAILED" and "`host`" in check.connection_status["message"]
+    assert read.returncode != 0 and "`host`" in read.errors[0]["message"]
+    assert not reached
 
 
 def test_a_config_file_that_is_not_json_is_refused_with_its_path(tmp_path: Path) -> None:
