@@ -9,10 +9,12 @@ from __future__ import annotations
 import socket
 import time
 
+import jwt
 import pytest
 
 from integration_tests.conftest import STREAM, Connector
 from simulator import Simulator
+from source_callvolume.source import connection_specification
 
 WRONG_SECRET = "not-the-secret-of-this-app-but-long-enough"
 
@@ -35,6 +37,33 @@ def test_spec_declares_the_contracted_fields_and_secrets(connector: Connector) -
     assert pasted["properties"]["jwt"]["airbyte_secret"] is True
     for name, field in properties.items():
         assert {"title", "description", "order"} <= field.keys(), name
+
+
+def test_spec_prints_the_spec_exactly_as_the_manifest_says_it(connector: Connector) -> None:
+    # Regression: the output masking reached the SPEC message and printed the JWT field's example as ****.
+    (spec,) = connector.run("spec").of_type("SPEC")
+
+    assert spec["spec"]["connectionSpecification"] == connection_specification()
+
+
+def test_every_request_carries_a_fresh_token_in_the_auth_header_with_app_id_kept_a_string(connector: Connector) -> None:
+    with Simulator(queues=2, days=2, page_cap=50, client_id="0123") as sim:
+        run = connector.read(sim.config(), sync_mode="full_refresh")
+        sent = [request["auth"] for request in sim.requests]
+
+    assert run.returncode == 0 and len(sent) > 3
+    claims = [jwt.decode(token, sim.config()["credentials"]["client_secret"], algorithms=["HS256"]) for token in sent]
+    assert all(claim["appId"] == "0123" for claim in claims)
+    assert all(0 < claim["exp"] - claim["iat"] <= 3600 for claim in claims)
+    assert len({claim["jti"] for claim in claims}) == len(sent)
+
+
+def test_a_pasted_jwt_is_sent_unchanged_in_the_auth_header(connector: Connector, simulator: Simulator) -> None:
+    pasted = simulator.token()
+
+    connector.read(simulator.config(credentials={"auth_type": "jwt", "jwt": pasted}), sync_mode="full_refresh")
+
+    assert {request["auth"] for request in simulator.requests} == {pasted}
 
 
 def test_check_succeeds_with_client_credentials(connector: Connector, simulator: Simulator) -> None:
