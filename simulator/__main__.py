@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import orjson
 
+from simulator.faults import FAIL_FOREVER_KINDS, REDIRECT_STATUSES
 from simulator.server import ORDERS, SEMANTICS, Faults, Simulator, parse_timestamp
 
 
@@ -22,6 +23,15 @@ def _utc_datetime(text: str) -> datetime:
     if seconds is None:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 UTC timestamp: {text!r}")
     return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _retry_after(text: str) -> int | str:
+    if text == "exact":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'an integer or "exact", not {text!r}') from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +59,36 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument("--retry-after", type=int, default=1)
     faults.add_argument("--hang-seconds", type=float, default=30)
     faults.add_argument("--faults-first-n", type=int, help="only the first N valid requests may fault")
+    hostile = parser.add_argument_group("hostile modes (all off by default)")
+    hostile.add_argument("--ignore-skip", action="store_true", default=None,
+                         help="serve every page from offset 0, hasMore always true")
+    hostile.add_argument("--endless-has-more", action="store_true", default=None,
+                         help="hasMore never false; pages past the real rows are fabricated")
+    hostile.add_argument("--omit-has-more", action="store_true", default=None, help="pages carry no hasMore")
+    hostile.add_argument("--omit-total-count", action="store_true", default=None, help="pages carry no totalCount")
+    hostile.add_argument("--future-row", nargs="?", const=True, type=_utc_datetime, metavar="TIMESTAMP",
+                         help="the first page carries one extra row at TIMESTAMP (default 2070-01-01)")
+    hostile.add_argument("--redirect", nargs=2, metavar=("STATUS", "LOCATION"),
+                         help=f"answer every call-volume request STATUS ({', '.join(map(str, REDIRECT_STATUSES))}) "
+                              "with Location: LOCATION")
+    hostile.add_argument("--echo-auth-400", action="store_true", default=None,
+                         help="answer 400 echoing the auth token in the message and an X-Echo-Auth header")
+    hostile.add_argument("--contradictory-probe", nargs="?", const=True, choices=["once"],
+                         help="requests without fromTimeStamp get [] with hasMore true (only the first: once)")
+    hostile.add_argument("--drip-seconds", type=float, help="write answers one byte at a time, this far apart")
+    hostile.add_argument("--drip-first-n", type=int, help="drip only the first N call-volume answers")
+    hostile.add_argument("--fail-forever-after", type=int, metavar="N",
+                         help="after N successful answers, fail every request for good")
+    hostile.add_argument("--fail-forever-kind", choices=FAIL_FOREVER_KINDS)
+    limit = parser.add_argument_group("rate limit (off by default; Kore.ai's cloud: 60)")
+    limit.add_argument("--rate-limit-per-minute", type=int, metavar="N",
+                       help="at most N requests per account per rolling 60 s, then 429")
+    limit.add_argument("--rate-limit-retry-after", type=_retry_after, metavar="SECONDS|exact",
+                       help="send Retry-After on 429s: a fixed value, or exact seconds until a slot frees")
+    limit.add_argument("--no-count-refused", dest="count_refused", action="store_false", default=None,
+                       help="429s do not count toward the window (by default they do)")
+    limit.add_argument("--neighbour-every", type=float, metavar="SECONDS",
+                       help="run a second client of the account (a WFM tool) polling this often")
     return parser
 
 
@@ -60,16 +100,28 @@ def main(argv: list[str] | None = None) -> int:
         rate_hang=args.pop("rate_hang"), retry_after=args.pop("retry_after"),
         hang_seconds=args.pop("hang_seconds"), first_n_only=args.pop("faults_first_n"),
     )
+    neighbour_every = args.pop("neighbour_every")
+    if args["redirect"] is not None:
+        status, location = args["redirect"]
+        if not status.isdigit():
+            _parser().error(f"--redirect: STATUS must be one of {REDIRECT_STATUSES}, not {status!r}")
+        args["redirect"] = (int(status), location)
     # Options left unset fall back to the constructor's defaults, which stay the single source of truth.
     options = {name: value for name, value in args.items() if value is not None}
-    simulator = Simulator(faults=faults, **options)
+    try:
+        simulator = Simulator(faults=faults, **options)
+    except ValueError as problem:
+        _parser().error(str(problem))
     stop_requested = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop_requested.set())
     url = simulator.start()
+    neighbour = simulator.neighbour(every=neighbour_every).start() if neighbour_every else None
     sys.stdout.write(orjson.dumps({"url": url, "config": simulator.config()}).decode() + "\n")
     sys.stdout.flush()
     stop_requested.wait()
+    if neighbour is not None:
+        neighbour.stop()
     simulator.stop()
     return 0
 

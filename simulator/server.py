@@ -1,297 +1,86 @@
-"""In-process test double of the Kore.ai AgentAssist call-volume API.
+"""In-process test double of the Kore.ai AgentAssist call-volume API: the `Simulator`.
 
 `Simulator` serves ``POST /agentassist/api/public/analytics/account/{accountId}/callvolume`` on
-127.0.0.1 from deterministic synthetic data (one row per queue and 15-minute interval) and lets a
-test choose every behaviour the public reference leaves open (see /work/shared/api/callvolume.md):
-which timestamp the time filter applies to, the largest page honoured, sort order, late publication,
-revisions, rows inserted or removed while a client pages, JTI enforcement, and injected faults.
+127.0.0.1 from deterministic synthetic data and lets a test choose every behaviour Kore.ai's public
+reference leaves open: which timestamp the time filter applies to, the largest page honoured, sort
+order, late publication, revisions, rows inserted or removed while a client pages, JTI enforcement,
+injected faults, and Kore.ai's documented rate limit (60 requests per account per rolling minute).
 
-Rows are kept sorted by (interval start, queue id) with their JSON pre-serialised, so a time window is
-two bisections and a page is a bytes join: the server sustains several hundred thousand rows per second.
+It can also be hostile, for a client that must trust no answer; every such mode is off by default and
+can be set at construction or on a running simulator: skip ignored, hasMore that never turns false,
+hasMore or totalCount left out, a row decades in the future, redirects, a 400 that echoes the token,
+an empty first-day answer that claims more rows, answers dripped one byte at a time, and a server that
+fails for good after N answers.
+
+This module decides what each request is answered; the parts it composes each model one concern:
+`simulator.data` (the rows), `simulator.api` (request and answer formats), `simulator.auth` (JWT and
+JTI), `simulator.budget` (the rate limit), `simulator.faults` (faults and hostile answers),
+`simulator.transport` (the HTTP server and how a reply is written) and `simulator.neighbour` (a second
+client of the same account).
 """
 
 from __future__ import annotations
 
-import bisect
-import gc
-import hashlib
 import math
-import random
-import re
-import socket
-import struct
 import threading
 import time
-import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import jwt
 import orjson
 
-INTERVAL_SECONDS = 15 * 60
-DAY_SECONDS = 24 * 3600
-MAX_LIMIT = 10_000
-MAX_JTI_TOKEN_LIFETIME_SECONDS = 3600
-SEMANTICS = ("inside", "start", "end", "overlap")
-ORDERS = ("asc", "desc", "shuffled")
-CALLVOLUME_PATH = re.compile(r"/agentassist/api/public/analytics/account/([^/]+)/callvolume")
-ISO_UTC_TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|\+00:00)"
+from simulator.api import (
+    CALLVOLUME_PATH,
+    MAX_LIMIT,
+    BadRequest,
+    Query,
+    account_in_path,
+    error_reply,
+    page_body,
+    parse_query,
 )
-QUEUE_NAMES = (
-    "Billing", "Sales", "Support", "Retention", "Technical", "Claims", "Onboarding", "Collections",
-    "Renewals", "Escalations", "Returns", "Shipping", "Payments", "Fraud", "Loyalty", "Accounts",
+from simulator.auth import (
+    INVALID_TOKEN,
+    MAX_JTI_TOKEN_LIFETIME_SECONDS,
+    TOKEN_LIFETIME_SECONDS,
+    JtiRegistry,
+    authentication_problem,
+    mint_token,
+    unverified_claims,
 )
-# ~10% of (queue, interval) pairs had no traffic, so the API has no row for them.
-ABSENT_BELOW = 26
-WEEKEND_VOLUME_FACTOR = 0.35
-TOKEN_LIFETIME_SECONDS = 3600
+from simulator.budget import RATE_LIMIT_MESSAGE, RateLimit
+from simulator.data import (
+    DAY_SECONDS,
+    DEFAULT_FUTURE_ROW_START,
+    INTERVAL_SECONDS,
+    ORDERS,
+    SEMANTICS,
+    AccountData,
+    epoch,
+    format_timestamp,
+    parse_timestamp,
+    to_utc,
+)
+from simulator.faults import (
+    FAIL_FOREVER_KINDS,
+    REDIRECT_STATUSES,
+    ContradictoryProbe,
+    Drip,
+    FailForever,
+    Faults,
+    ForcedAndRandomFaults,
+    echo_auth_reply,
+    fault_reply,
+    redirect_reply,
+    validate_redirect,
+)
+from simulator.neighbour import Neighbour
+from simulator.transport import Reply, Request, SimulatorHTTPServer
 
-INVALID_TOKEN = "Invalid or expired token"
-MAX_CACHED_WINDOWS = 32
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Per-request fault probabilities; at most one fault is drawn per otherwise-valid request."""
-
-    rate_429: float = 0.0
-    rate_5xx: float = 0.0
-    rate_truncated: float = 0.0
-    rate_not_json: float = 0.0
-    rate_reset: float = 0.0
-    rate_hang: float = 0.0
-    retry_after: int = 1
-    hang_seconds: float = 30
-    first_n_only: int | None = None
-
-    def __post_init__(self):
-        rates = [rate for _, rate in self.weighted_kinds()]
-        if min(rates) < 0 or sum(rates) > 1:
-            raise ValueError("fault rates must be non-negative and sum to at most 1")
-
-    def weighted_kinds(self) -> tuple[tuple[str, float], ...]:
-        return (
-            ("429", self.rate_429), ("5xx", self.rate_5xx), ("truncated", self.rate_truncated),
-            ("not_json", self.rate_not_json), ("reset", self.rate_reset), ("hang", self.rate_hang),
-        )
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-    # "reset" closes the socket without an answer, "hang" waits first; both are logged as status 0.
-    action: str | None = None
-    hang_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Fault:
-    kind: str  # "status" (429/5xx), "truncated", "not_json", "reset" or "hang"
-    status: int = 0
-    retry_after: int | None = None
-    hang_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Queue:
-    queue_id: str
-    name: str
-    base_volume: int
-    hourly_weight: tuple[float, ...]
-    # blake2b state that has already absorbed seed and queue id: rows only add their interval start.
-    hasher: "hashlib._Hash"
-
-
-@dataclass(frozen=True)
-class _Query:
-    from_s: float | None
-    to_s: float
-    skip: int
-    limit: int
-    from_text: str | None
-    to_text: str
-
-
-class _BadRequest(Exception):
-    pass
-
-
-class _Row:
-    __slots__ = ("start", "queue_id", "record_id", "shuffle_key", "payload")
-
-    def __init__(self, start: int, queue_id: str, record_id: str, shuffle_key: int, payload: bytes):
-        self.start = start
-        self.queue_id = queue_id
-        self.record_id = record_id
-        self.shuffle_key = shuffle_key
-        self.payload = payload
-
-
-def _serialise(record: dict) -> bytes:
-    # orjson hands back a bytes object with ~4 KiB reserved; an exact copy keeps 1M rows in memory.
-    return bytes(memoryview(orjson.dumps(record)))
-
-
-def _error_body(message: str) -> bytes:
-    return orjson.dumps({"errors": [{"msg": message}]})
-
-
-def _error(status: int, message: str) -> _Reply:
-    return _Reply(status, _error_body(message))
-
-
-def _to_utc(value: datetime) -> datetime:
-    # Naive datetimes are taken as UTC: the API speaks UTC only.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def _epoch(value: datetime | str) -> float:
-    if isinstance(value, datetime):
-        return _to_utc(value).timestamp()
-    parsed = parse_timestamp(value)
-    if parsed is None:
-        raise ValueError(f"not an ISO 8601 UTC timestamp: {value!r}")
-    return parsed
-
-
-def _floor(seconds: float, step: int) -> int:
-    return int(seconds // step * step)
-
-
-def parse_timestamp(text: object) -> float | None:
-    """Epoch seconds of an ISO 8601 UTC timestamp (``Z`` or ``+00:00``, optional fraction), else None."""
-    match = ISO_UTC_TIMESTAMP.fullmatch(text) if isinstance(text, str) else None
-    if match is None:
-        return None
-    try:
-        moment = datetime(*(int(part) for part in match.groups()[:6]), tzinfo=timezone.utc)
-    except ValueError:
-        return None
-    fraction = match.group(7)
-    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
-
-
-def format_timestamp(seconds: float) -> str:
-    """The API's own spelling: milliseconds and ``Z``."""
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def _slot(start: int) -> tuple[int, bytes, str, str, int, float]:
-    """What every row of one interval shares: start, its hash input, both timestamps, hour, volume factor."""
-    moment = datetime.fromtimestamp(start, timezone.utc)
-    day_factor = WEEKEND_VOLUME_FACTOR if moment.weekday() >= 5 else 1.0
-    start_text = format_timestamp(start)
-    return start, start_text.encode(), start_text, format_timestamp(start + INTERVAL_SECONDS), moment.hour, day_factor
-
-
-def _window_bounds(starts: list[int], semantics: str, from_s: float | None, to_s: float) -> tuple[int, int]:
-    """Index range of rows matching the time filter, found by bisecting interval starts.
-
-    Every interval lasts exactly INTERVAL_SECONDS, so each rule is a range on the start alone:
-    inside  start >= from and end <= to   ->  from <= start <= to - 15m
-    start   from <= start < to
-    end     from < end <= to              ->  from - 15m < start <= to - 15m
-    overlap start < to and end > from     ->  from - 15m < start < to
-    """
-    last_start = to_s - INTERVAL_SECONDS
-    if semantics in ("inside", "start"):
-        lo = 0 if from_s is None else bisect.bisect_left(starts, from_s)
-    else:
-        lo = 0 if from_s is None else bisect.bisect_right(starts, from_s - INTERVAL_SECONDS)
-    if semantics in ("inside", "end"):
-        hi = bisect.bisect_right(starts, last_start)
-    else:
-        hi = bisect.bisect_left(starts, to_s)
-    return lo, max(lo, hi)
-
-
-class _SimulatorHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, simulator: "Simulator"):
-        self.simulator = simulator
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request, client_address):
-        # Clients that drop a connection mid-answer are routine in fault tests, not server errors.
-        pass
-
-    def close_open_connections(self):
-        with self.connections_lock:
-            connections = list(self.open_connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "KoreCallVolumeSimulator/1.0"
-
-    def setup(self):
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle plus delayed ACK adds ~40 ms a page.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            with self.server.connections_lock:
-                self.server.open_connections.discard(self.connection)
-
-    def log_message(self, format, *args):
-        pass
-
-    def do_POST(self):
-        self._dispatch()
-
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
-
-    def _dispatch(self):
-        simulator: Simulator = self.server.simulator
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            # The rest of the stream cannot be framed: judge the request as bodiless, then hang up.
-            length, self.close_connection = 0, True
-        raw_body = self.rfile.read(length) if length > 0 else b""
-        if simulator.latency:
-            time.sleep(simulator.latency)
-        reply = simulator._answer(self.command, self.path, self.headers.get("auth"), raw_body)
-        if reply.action == "hang":
-            simulator._stopping.wait(reply.hang_seconds)
-        if reply.action is not None:
-            self._drop_connection(reset=reply.action == "reset")
-            return
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def _drop_connection(self, reset: bool):
-        self.close_connection = True
-        if reset:
-            # Linger 0 makes close() send RST, the way a crashed gateway looks to the client.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+__all__ = [
+    "CALLVOLUME_PATH", "DAY_SECONDS", "FAIL_FOREVER_KINDS", "INTERVAL_SECONDS", "INVALID_TOKEN",
+    "MAX_JTI_TOKEN_LIFETIME_SECONDS", "MAX_LIMIT", "ORDERS", "RATE_LIMIT_MESSAGE", "REDIRECT_STATUSES",
+    "SEMANTICS", "TOKEN_LIFETIME_SECONDS", "Faults", "Simulator", "format_timestamp", "parse_timestamp",
+]
 
 
 class Simulator:
@@ -318,59 +107,65 @@ class Simulator:
         faults: Faults | None = None,
         seed: int = 7,
         port: int = 0,
+        # Hostile modes, all off by default.
+        ignore_skip: bool = False,
+        endless_has_more: bool = False,
+        omit_has_more: bool = False,
+        omit_total_count: bool = False,
+        future_row: bool | datetime | None = None,
+        redirect: tuple[int, str] | None = None,
+        echo_auth_400: bool = False,
+        contradictory_probe: bool | str = False,
+        drip_seconds: float | None = None,
+        drip_first_n: int | None = None,
+        fail_forever_after: int | None = None,
+        fail_forever_kind: str = "not_json",
+        # Kore.ai's account-level rate limit, off by default.
+        rate_limit_per_minute: int | None = None,
+        rate_limit_retry_after: int | str | None = None,
+        count_refused: bool = True,
     ):
-        if semantics not in SEMANTICS:
-            raise ValueError(f"semantics must be one of {SEMANTICS}")
-        if order not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}")
         if page_cap is not None and page_cap < 1:
             raise ValueError("page_cap must be at least 1")
         self.account_id = account_id
         self.org_id = org_id
         self.client_id = client_id
         self.client_secret = client_secret
-        self.semantics = semantics
         self.page_cap = page_cap
         self.default_limit = default_limit
         self.enforce_jti = enforce_jti
         self.scope_granted = scope_granted
         self.latency = latency
-        self.order = order
         self.seed = seed
         self.port = port
 
-        horizon_s = _to_utc(horizon).timestamp() if horizon else _floor(time.time(), INTERVAL_SECONDS)
-        self._horizon_s = horizon_s
-        if data_start is not None:
-            self._data_start_s = _floor(_to_utc(data_start).timestamp(), INTERVAL_SECONDS)
-        else:
-            self._data_start_s = _floor(horizon_s, DAY_SECONDS) - days * DAY_SECONDS
-        self._instance_id = "i-" + str(uuid.UUID(bytes=self._digest(f"instance|{account_id}", 16)))
-        self._queues = [self._make_queue(index) for index in range(queues)]
+        self._data = AccountData(
+            account_id=account_id, org_id=org_id, queues=queues, days=days, data_start=data_start,
+            horizon=horizon, semantics=semantics, order=order, seed=seed, now=time.time(),
+        )
+        self._jtis = JtiRegistry()
+        self._faults = ForcedAndRandomFaults(faults, seed)
+        self._budget = RateLimit(rate_limit_per_minute, rate_limit_retry_after, count_refused)
 
-        self._lock = threading.RLock()
-        self._rows: list[_Row] = []
-        self._starts: list[int] = []
-        self._rows_by_id: dict[str, _Row] = {}
-        self._held_ids: set[str] = set()
-        self._generated_until = self._data_start_s
-        self._window_cache: OrderedDict[tuple, list[_Row]] = OrderedDict()
-        self._armed_mutation: dict | None = None
-        self._mutations: list[dict] = []
-        self._inserted_count = 0
-        self._used_jtis: set[str] = set()
-        self._forced_failures: list[tuple[int, int | None]] = []
-        self._fault_lock = threading.Lock()
-        self._fault_rng = random.Random(seed)
-        self._fault_eligible_requests = 0
-        self._rotating_5xx = 0
-        self._faults = faults or Faults()
+        self.ignore_skip = ignore_skip
+        self.endless_has_more = endless_has_more
+        self.omit_has_more = omit_has_more
+        self.omit_total_count = omit_total_count
+        self.echo_auth_400 = echo_auth_400
+        self.redirect = redirect
+        self._future_setting: bool | datetime | None = None
+        self._future = None
+        self._future_served = False
+        self.future_row = future_row
+        self._probe = ContradictoryProbe(contradictory_probe)
+        self._drip = Drip(drip_seconds, drip_first_n)
+        self._fail_forever = FailForever(fail_forever_after, fail_forever_kind)
+
         self._log_lock = threading.Lock()
         self._request_log: list[dict] = []
-        self._server: _SimulatorHTTPServer | None = None
+        self._server: SimulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._generate_until(horizon_s)
 
     # ----- lifecycle -------------------------------------------------------------------------------
 
@@ -379,7 +174,7 @@ class Simulator:
         if self._server is not None:
             return self.url
         self._stopping.clear()
-        self._server = _SimulatorHTTPServer(("127.0.0.1", self.port), self)
+        self._server = SimulatorHTTPServer(("127.0.0.1", self.port), self._respond, self._stopping)
         # Remembered so an outage test can stop() and start() without invalidating configs it handed out.
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -390,7 +185,7 @@ class Simulator:
         return self.url
 
     def stop(self) -> None:
-        """Stop listening and drop open connections, including keep-alive ones and hung answers."""
+        """Stop listening and drop open connections, including keep-alive ones, hung and dripping answers."""
         if self._server is None:
             return
         self._stopping.set()
@@ -419,18 +214,31 @@ class Simulator:
 
     @property
     def data_start(self) -> datetime:
-        return datetime.fromtimestamp(self._data_start_s, timezone.utc)
+        return datetime.fromtimestamp(self._data.data_start_s, timezone.utc)
 
     @property
     def horizon(self) -> datetime:
-        return datetime.fromtimestamp(self._horizon_s, timezone.utc)
+        return datetime.fromtimestamp(self._data.horizon_s, timezone.utc)
+
+    @property
+    def semantics(self) -> str:
+        return self._data.semantics
+
+    @semantics.setter
+    def semantics(self, semantics: str) -> None:
+        self._data.semantics = semantics
+
+    @property
+    def order(self) -> str:
+        return self._data.order
+
+    @order.setter
+    def order(self, order: str) -> None:
+        self._data.order = order
 
     def token(self, **claims_overrides) -> str:
         """A valid HS256 token; an override of None removes that claim."""
-        now = int(time.time())
-        claims = {"appId": self.client_id, "iat": now, "exp": now + TOKEN_LIFETIME_SECONDS, "jti": str(uuid.uuid4())}
-        claims.update(claims_overrides)
-        return jwt.encode({k: v for k, v in claims.items() if v is not None}, self.client_secret, algorithm="HS256")
+        return mint_token(self.client_id, self.client_secret, **claims_overrides)
 
     def config(self, **overrides) -> dict:
         config = {
@@ -448,16 +256,26 @@ class Simulator:
         return config
 
     def records(self, from_ts: datetime | str | None = None, to_ts: datetime | str | None = None) -> list[dict]:
-        """Rows currently published, filtered by the active semantics, in the server's order."""
-        from_s = None if from_ts is None else _epoch(from_ts)
-        to_s = math.inf if to_ts is None else _epoch(to_ts)
-        with self._lock:
-            window = self._ordered_window(from_s, to_s)
-            return [orjson.loads(row.payload) for row in window]
+        """Rows currently published, filtered by the active semantics, in the server's order.
+
+        Rows a hostile mode invents (fabricated rows, the future row) are never among them.
+        """
+        from_s = None if from_ts is None else epoch(from_ts)
+        to_s = math.inf if to_ts is None else epoch(to_ts)
+        return self._data.records(from_s, to_s)
 
     @property
     def requests(self) -> list[dict]:
-        """One dict per request received: path, body, auth, claims, status (0: reset or hang), received_at (monotonic)."""
+        """One dict per request received, in arrival order:
+
+        method, path (without query string), account_id (from the path, or None), body (parsed JSON, or
+        None), auth (the ``auth`` header's value, or None), has_auth (bool), claims (the token's payload,
+        unverified, or None), content_type and user_agent (header values, or None), headers (every header,
+        names in lower case), received_at (time.monotonic() once the request was read), status (0: reset
+        or hang), rate_limited (answered 429 by the rate limit), answer (what produced the reply: "page",
+        "contradictory_probe", "error", "rate_limited", "redirect", "echo_auth", "fault",
+        "fail_forever") and dripped (written one byte at a time).
+        """
         with self._log_lock:
             return list(self._request_log)
 
@@ -467,405 +285,326 @@ class Simulator:
 
     @property
     def mutations(self) -> list[dict]:
-        with self._lock:
-            return list(self._mutations)
+        with self._data.lock:
+            return list(self._data.mutations)
 
     @property
     def faults(self) -> Faults:
-        return self._faults
+        return self._faults.faults
 
     @faults.setter
     def faults(self, faults: Faults | None) -> None:
         # A new Faults starts a fresh, reproducible draw sequence.
-        with self._fault_lock:
-            self._faults = faults or Faults()
-            self._fault_rng = random.Random(self.seed)
-            self._fault_eligible_requests = 0
+        self._faults.faults = faults
 
     def fail_next(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
         """The next `count` otherwise-valid requests answer `status` (429 always carries Retry-After)."""
-        with self._fault_lock:
-            self._forced_failures.extend([(status, retry_after)] * count)
+        self._faults.force(status, count, retry_after)
 
     def set_horizon(self, horizon: datetime) -> None:
         """Publish every interval that ends at or before `horizon` (and hide later ones again)."""
-        horizon_s = _to_utc(horizon).timestamp()
-        with self._lock:
-            self._horizon_s = horizon_s
-            self._generate_until(horizon_s)
-            self._changed()
+        self._data.set_horizon(to_utc(horizon).timestamp())
 
     def hold_back(self, record_ids) -> None:
-        with self._lock:
-            self._require_known(record_ids)
-            self._held_ids.update(record_ids)
-            self._changed()
+        self._data.hold_back(record_ids)
 
     def release(self, record_ids) -> None:
-        with self._lock:
-            self._held_ids.difference_update(record_ids)
-            self._changed()
+        self._data.release(record_ids)
 
     def revise(self, record_ids) -> None:
         """Bump `__v` and add one answered contact, as a late re-aggregation would."""
-        with self._lock:
-            self._require_known(record_ids)
-            for record_id in record_ids:
-                row = self._rows_by_id[record_id]
-                record = orjson.loads(row.payload)
-                record["__v"] += 1
-                record["offeredContacts"] += 1
-                record["answeredContacts"] += 1
-                record["completedContacts"] += 1
-                row.payload = _serialise(record)
-            self._changed()
+        self._data.revise(record_ids)
 
     def insert_during_paging(self, count: int, after_requests: int = 1) -> None:
         """After the `after_requests`-th page answered with hasMore=true, add `count` rows that sort
         before that page's end in the same window, so every later offset shifts right."""
-        self._arm("insert", count, after_requests)
+        self._data.arm_mutation("insert", count, after_requests)
 
     def remove_during_paging(self, count: int, after_requests: int = 1) -> None:
         """Like insert_during_paging, but delete up to `count` rows already served (later rows shift left)."""
-        self._arm("remove", count, after_requests)
+        self._data.arm_mutation("remove", count, after_requests)
 
-    # ----- data ------------------------------------------------------------------------------------
+    # ----- hostile modes ---------------------------------------------------------------------------
+    # ignore_skip, endless_has_more, omit_has_more, omit_total_count and echo_auth_400 are plain
+    # attributes; the modes below keep state (what was served, how many answers) and reset it when set.
 
-    def _digest(self, text: str, size: int = 32) -> bytes:
-        return hashlib.blake2b(f"{self.seed}|{text}".encode(), digest_size=size).digest()
+    @property
+    def redirect(self) -> tuple[int, str] | None:
+        """(status, location): every call-volume request is answered that 3xx with that Location, no body."""
+        return self._redirect
 
-    def _make_queue(self, index: int) -> _Queue:
-        name = QUEUE_NAMES[index % len(QUEUE_NAMES)]
-        if index >= len(QUEUE_NAMES):
-            name = f"{name} {index // len(QUEUE_NAMES) + 1}"
-        return self._queue(f"qu-{index + 1:04d}", name, peak_hour=7 + (index * 5) % 13)
+    @redirect.setter
+    def redirect(self, redirect: tuple[int, str] | None) -> None:
+        self._redirect = validate_redirect(redirect)
 
-    def _queue(self, queue_id: str, name: str, peak_hour: int) -> _Queue:
-        # Each queue peaks at its own hour, so the busiest queue differs through the day.
-        weights = tuple(0.06 + math.exp(-((hour - peak_hour) ** 2) / 8) for hour in range(24))
-        hasher = hashlib.blake2b(f"{self.seed}|{queue_id}|".encode(), digest_size=32)
-        return _Queue(queue_id, name, 6 + self._digest(queue_id)[0] % 25, weights, hasher)
+    @property
+    def future_row(self) -> bool | datetime | None:
+        """True (a row in 2070) or a datetime: the next page served carries one extra row in that interval."""
+        return self._future_setting
 
-    def _generate_until(self, horizon_s: float) -> None:
-        # Generation allocates nothing cyclic; pausing the collector avoids rescanning a growing heap.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            self._append_intervals(horizon_s)
-        finally:
-            if collecting:
-                gc.enable()
+    @future_row.setter
+    def future_row(self, future_row: bool | datetime | None) -> None:
+        if future_row is not None and not isinstance(future_row, (bool, datetime)):
+            raise ValueError("future_row must be None, a bool or a datetime")
+        start = DEFAULT_FUTURE_ROW_START if future_row is True else future_row or None
+        with self._data.lock:
+            self._future_setting = future_row
+            self._future = None if start is None else self._data.future_row(start)
+            self._future_served = False
 
-    def _append_intervals(self, horizon_s: float) -> None:
-        start = self._generated_until
-        rows, starts, by_id = self._rows, self._starts, self._rows_by_id
-        while start + INTERVAL_SECONDS <= horizon_s:
-            slot = _slot(start)
-            for queue in self._queues:
-                row = self._make_row(queue, slot, skip_absent=True)
-                if row is not None:
-                    rows.append(row)
-                    starts.append(start)
-                    by_id[row.record_id] = row
-            start += INTERVAL_SECONDS
-        self._generated_until = start
+    @property
+    def future_row_id(self) -> str | None:
+        """The `_id` of the future row (known as soon as the mode is set), or None when it is off."""
+        with self._data.lock:
+            return None if self._future is None else self._future.record_id
 
-    def _make_row(self, queue: _Queue, slot: tuple, skip_absent: bool) -> _Row | None:
-        start, slot_key, start_text, end_text, hour, day_factor = slot
-        hasher = queue.hasher.copy()
-        hasher.update(slot_key)
-        digest = hasher.digest()
-        if skip_absent and digest[12] < ABSENT_BELOW:
-            return None
-        offered = int(queue.base_volume * queue.hourly_weight[hour] * day_factor * (0.5 + digest[13] / 255))
-        abandoned = offered * digest[14] // 1024
-        answered = offered - abandoned
-        # A few answered contacts are still open (transferred, in ACW) when the interval closes.
-        completed = answered - 1 if answered and digest[15] < 40 else answered
-        wait_answered = 2_000 + digest[16] * 150
-        wait_abandoned = 10_000 + digest[17] * 300
-        talk = 60_000 + digest[18] * 1_500
-        hold = answered * digest[19] * 80
-        acw = answered * (15_000 + digest[20] * 200)
-        messages = answered * (4 + digest[21] % 16)
-        csat_responses = answered * digest[22] // 1024
-        record = {
-            "_id": digest[:12].hex(),
-            "intervalStartTimeStamp": start_text,
-            "intervalEndTimeStamp": end_text,
-            "orgId": self.org_id,
-            "queueId": queue.queue_id,
-            "queueName": queue.name,
-            "source": "rtm",
-            "__v": 0,
-            "iId": self._instance_id,
-            "offeredContacts": offered,
-            "answeredContacts": answered,
-            "completedContacts": completed,
-            "abandonedContacts": abandoned,
-            "maxQueueHoldTimeAnswered": self._max_wait(answered, wait_answered, digest[23]),
-            "queueHoldTimeAnswered": answered * wait_answered,
-            "maxqueueHoldTimeAbandoned": self._max_wait(abandoned, wait_abandoned, digest[24]),
-            "queueHoldTimeAbandoned": abandoned * wait_abandoned,
-            "acwDuration": acw,
-            "conversationHandleTime": answered * talk + hold + acw,
-            "conversationTalkTime": answered * talk,
-            "holdDuration": hold,
-            "messageCount": messages,
-            "savedMessageCount": messages * digest[25] // 255,
-            "csatResponses": csat_responses,
-            "csatScore": 3 + digest[26] % 3 if csat_responses else 0,
-        }
-        shuffle_key = int.from_bytes(digest[27:], "big")
-        return _Row(start, queue.queue_id, record["_id"], shuffle_key, _serialise(record))
+    @property
+    def future_row_served(self) -> bool:
+        with self._data.lock:
+            return self._future_served
 
-    @staticmethod
-    def _max_wait(contacts: int, average_wait: int, spread: int) -> int:
-        if contacts <= 1:
-            return contacts * average_wait
-        return average_wait + average_wait * spread // 255
+    @property
+    def fabricated_ids(self) -> list[str]:
+        """`_id`s of every row endless_has_more made up so far (including rows of answers cut short)."""
+        with self._data.lock:
+            return list(self._data.fabricated_ids)
 
-    def _require_known(self, record_ids) -> None:
-        unknown = [record_id for record_id in record_ids if record_id not in self._rows_by_id]
-        if unknown:
-            raise KeyError(f"unknown record ids: {unknown}")
+    @property
+    def contradictory_probe(self) -> bool | str:
+        """True: every request without fromTimeStamp gets an empty page with hasMore true and totalCount > 0;
+        "once": only the first such request (counted from when the mode was set); False: off."""
+        return self._probe.mode
 
-    def _changed(self) -> None:
-        self._window_cache.clear()
+    @contradictory_probe.setter
+    def contradictory_probe(self, mode: bool | str) -> None:
+        self._probe.mode = mode
 
-    def _ordered_window(self, from_s: float | None, to_s: float) -> list[_Row]:
-        """Published rows matching the filter, in the server's order (cached: clients page the same window)."""
-        key = (from_s, to_s)
-        cached = self._window_cache.get(key)
-        if cached is not None:
-            self._window_cache.move_to_end(key)
-            return cached
-        lo, hi = _window_bounds(self._starts, self.semantics, from_s, to_s)
-        hi = min(hi, bisect.bisect_right(self._starts, self._horizon_s - INTERVAL_SECONDS))
-        window = self._rows[lo:max(lo, hi)]
-        if self._held_ids:
-            window = [row for row in window if row.record_id not in self._held_ids]
-        if self.order == "desc":
-            window.reverse()
-        elif self.order == "shuffled":
-            window.sort(key=lambda row: (row.shuffle_key, row.record_id))
-        self._window_cache[key] = window
-        if len(self._window_cache) > MAX_CACHED_WINDOWS:
-            self._window_cache.popitem(last=False)
-        return window
+    @property
+    def drip_seconds(self) -> float | None:
+        return self._drip.seconds
 
-    def _insert_row(self, row: _Row) -> None:
-        lo = bisect.bisect_left(self._starts, row.start)
-        hi = bisect.bisect_right(self._starts, row.start)
-        queue_ids = [self._rows[index].queue_id for index in range(lo, hi)]
-        index = lo + bisect.bisect_left(queue_ids, row.queue_id)
-        self._rows.insert(index, row)
-        self._starts.insert(index, row.start)
-        self._rows_by_id[row.record_id] = row
+    @drip_seconds.setter
+    def drip_seconds(self, seconds: float | None) -> None:
+        self._drip.configure(seconds, self._drip.first_n)
 
-    def _remove_row(self, row: _Row) -> None:
-        lo = bisect.bisect_left(self._starts, row.start)
-        index = self._rows.index(row, lo)
-        del self._rows[index]
-        del self._starts[index]
-        del self._rows_by_id[row.record_id]
-        self._held_ids.discard(row.record_id)
+    @property
+    def drip_first_n(self) -> int | None:
+        return self._drip.first_n
 
-    # ----- paging mutations ------------------------------------------------------------------------
+    @drip_first_n.setter
+    def drip_first_n(self, first_n: int | None) -> None:
+        self._drip.configure(self._drip.seconds, first_n)
 
-    def _arm(self, kind: str, count: int, after_requests: int) -> None:
-        if count < 1 or after_requests < 1:
-            raise ValueError("count and after_requests must be at least 1")
-        with self._lock:
-            self._armed_mutation = {"kind": kind, "count": count, "pages_left": after_requests}
+    def drip(self, seconds: float | None, first_n: int | None = None) -> None:
+        """Write call-volume answers one byte at a time, `seconds` apart: the next `first_n` (None: all)."""
+        self._drip.configure(seconds, first_n)
 
-    def _after_page_with_more(self, window: list[_Row], query: _Query, offset: int) -> None:
-        armed = self._armed_mutation
-        if armed is None:
-            return
-        armed["pages_left"] -= 1
-        if armed["pages_left"]:
-            return
-        self._armed_mutation = None
-        if armed["kind"] == "insert":
-            affected = [self._insert_before(window[0]) for _ in range(armed["count"])]
-        else:
-            affected = window[:min(armed["count"], offset)]
-            for row in affected:
-                self._remove_row(row)
-        self._mutations.append({
-            "kind": armed["kind"],
-            "record_ids": [row.record_id for row in affected],
-            "offset": offset,
-            "fromTimeStamp": query.from_text,
-            "toTimeStamp": query.to_text,
-        })
-        self._changed()
+    @property
+    def fail_forever_after(self) -> int | None:
+        return self._fail_forever.after
 
-    def _insert_before(self, first: _Row) -> _Row:
-        """A new row in `first`'s interval that the server's order puts ahead of `first`."""
-        self._inserted_count += 1
-        # Queue ids are picked to sort before every other row of the interval in asc order (counting
-        # down past earlier inserts) and after them in desc order; shuffled order gets an explicit key.
-        if self.order == "desc":
-            queue_id = f"qu-9999-{self._inserted_count:06d}"
-        else:
-            queue_id = f"qu-0000-{999_999 - self._inserted_count:06d}"
-        queue = self._queue(queue_id, "Overflow", peak_hour=12)
-        row = self._make_row(queue, _slot(first.start), skip_absent=False)
-        if self.order == "shuffled":
-            row.shuffle_key = first.shuffle_key - 1
-        self._insert_row(row)
-        return row
+    @fail_forever_after.setter
+    def fail_forever_after(self, after: int | None) -> None:
+        self._fail_forever.configure(after, self._fail_forever.kind)
+
+    @property
+    def fail_forever_kind(self) -> str:
+        return self._fail_forever.kind
+
+    @fail_forever_kind.setter
+    def fail_forever_kind(self, kind: str) -> None:
+        self._fail_forever.configure(self._fail_forever.after, kind)
+
+    def fail_forever(self, after: int | None, kind: str = "not_json") -> None:
+        """After `after` more successful call-volume answers, fail every valid request as `kind` for good."""
+        self._fail_forever.configure(after, kind)
+
+    # ----- rate limit ------------------------------------------------------------------------------
+
+    @property
+    def budget(self) -> RateLimit:
+        """The rate limit itself (its `clock` can be replaced in tests, `reset()` forgets its windows)."""
+        return self._budget
+
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        return self._budget.per_minute
+
+    @rate_limit_per_minute.setter
+    def rate_limit_per_minute(self, per_minute: int | None) -> None:
+        self._budget.per_minute = per_minute
+
+    @property
+    def rate_limit_retry_after(self) -> int | str | None:
+        return self._budget.retry_after
+
+    @rate_limit_retry_after.setter
+    def rate_limit_retry_after(self, retry_after: int | str | None) -> None:
+        self._budget.retry_after = retry_after
+
+    @property
+    def count_refused(self) -> bool:
+        return self._budget.count_refused
+
+    @count_refused.setter
+    def count_refused(self, count_refused: bool) -> None:
+        self._budget.count_refused = count_refused
+
+    @property
+    def received_per_account(self) -> dict[str, int]:
+        """Requests received per account id named in the path, limit on or off, whatever their answer."""
+        return dict(self._budget.received)
+
+    @property
+    def rate_limited_per_account(self) -> dict[str, int]:
+        """429s the rate limit sent, per account (fail_next and Faults 429s are not counted here)."""
+        return dict(self._budget.refused)
+
+    @property
+    def rate_limited_count(self) -> int:
+        return sum(self._budget.refused.values())
+
+    def window_usage(self, account_id: str | None = None) -> int:
+        """Requests of the account (default: this simulator's) the rolling window counts right now."""
+        return self._budget.in_window(account_id or self.account_id)
+
+    def neighbour(self, every: float = 10.0, **options) -> Neighbour:
+        """A second client of this account polling every `every` seconds (not started: use it in `with`).
+
+        It polls the hour before the horizon unless `until=` says otherwise; the simulator must be running.
+        """
+        if self.url is None:
+            raise RuntimeError("start the simulator before making its neighbour: it needs the URL")
+        options.setdefault("until", lambda: self.horizon)
+        return Neighbour(
+            self.url, account_id=self.account_id, org_id=self.org_id, token=self.token, every=every, **options
+        )
 
     # ----- request handling ------------------------------------------------------------------------
 
-    def _answer(self, method: str, raw_path: str, auth: str | None, raw_body: bytes) -> _Reply:
+    def _respond(self, request: Request) -> Reply:
+        """Answer one request and log it. What decides the answer, first match wins:
+
+        1. the rate limit (any path naming an account, every request counted) -> 429;
+        2. anything but POST to the call-volume path -> 404;
+        3. redirect -> 3xx, then echo_auth_400 -> 400 (both before the token is checked);
+        4. token (401), scope (403), account (404), body (400);
+        5. fail-forever once tripped, then a forced or random fault;
+        6. the contradictory probe (no fromTimeStamp), else the page.
+        Any call-volume answer that is written (not reset or hung) may then be dripped.
+        """
+        if self.latency:
+            time.sleep(self.latency)
+        path = request.raw_path.split("?", 1)[0]
+        auth = request.headers.get("auth")
         body = None
-        if raw_body:
+        if request.body:
             try:
-                body = orjson.loads(raw_body)
+                body = orjson.loads(request.body)
             except orjson.JSONDecodeError:
                 body = None
-        path = raw_path.split("?", 1)[0]
-        try:
-            claims = jwt.decode(auth, options={"verify_signature": False}) if auth else None
-        except jwt.PyJWTError:
-            claims = None
-        reply = self._decide(method, path, auth, body if isinstance(body, dict) else None)
+        account = account_in_path(path)
+        endpoint = CALLVOLUME_PATH.fullmatch(path) if request.method == "POST" else None
+        verdict = self._budget.admit(account) if account is not None else None
+        if verdict is not None and not verdict.admitted:
+            headers = () if verdict.retry_after is None else (("Retry-After", str(verdict.retry_after)),)
+            reply, answer = error_reply(429, RATE_LIMIT_MESSAGE, headers), "rate_limited"
+        elif endpoint is None:
+            reply, answer = error_reply(404, "Not Found"), "error"
+        else:
+            reply, answer = self._answer_callvolume(endpoint.group(1), auth, body if isinstance(body, dict) else None)
+        if endpoint is not None and reply.action is None:
+            reply.drip_seconds = self._drip.take()
+        entry = {
+            "method": request.method,
+            "path": path,
+            "account_id": account,
+            "body": body,
+            "auth": auth,
+            "has_auth": auth is not None,
+            "claims": unverified_claims(auth),
+            "content_type": request.headers.get("content-type"),
+            "user_agent": request.headers.get("user-agent"),
+            "headers": request.headers,
+            "received_at": request.received_at,
+            "status": 0 if reply.action else reply.status,
+            "rate_limited": answer == "rate_limited",
+            "answer": answer,
+            "dripped": reply.drip_seconds > 0,
+        }
         with self._log_lock:
-            self._request_log.append({
-                "path": path, "body": body, "auth": auth, "claims": claims,
-                "status": 0 if reply.action else reply.status, "received_at": time.monotonic(),
-            })
+            self._request_log.append(entry)
         return reply
 
-    def _decide(self, method: str, path: str, auth: str | None, body: dict | None) -> _Reply:
-        match = CALLVOLUME_PATH.fullmatch(path) if method == "POST" else None
-        if match is None:
-            return _error(404, "Not Found")
-        auth_problem = self._authentication_problem(auth)
-        if auth_problem:
-            return _error(401, auth_problem)
+    def _answer_callvolume(self, account: str, auth: str | None, body: dict | None) -> tuple[Reply, str]:
+        # A redirecting or token-echoing front answers before anything checks the token.
+        if self._redirect is not None:
+            return redirect_reply(*self._redirect), "redirect"
+        if self.echo_auth_400:
+            return echo_auth_reply(auth), "echo_auth"
+        problem = authentication_problem(
+            auth, client_id=self.client_id, client_secret=self.client_secret,
+            jtis=self._jtis if self.enforce_jti else None,
+        )
+        if problem:
+            return error_reply(401, problem), "error"
         if not self.scope_granted:
-            return _error(403, "Scope WFM Integration not granted")
-        if match.group(1) != self.account_id:
-            return _error(404, "Account not found")
+            return error_reply(403, "Scope WFM Integration not granted"), "error"
+        if account != self.account_id:
+            return error_reply(404, "Account not found"), "error"
         try:
-            query = self._parse_query(body)
-        except _BadRequest as problem:
-            return _error(400, str(problem))
-        fault = self._draw_fault()
+            query = parse_query(body, self.org_id, self.default_limit)
+        except BadRequest as problem:
+            return error_reply(400, str(problem)), "error"
+        if self._fail_forever.tripped:
+            return self._fail_forever.reply(self._serve_page(query, page_delivered=False)), "fail_forever"
+        fault = self._faults.draw()
         if fault is not None and fault.kind == "truncated":
             full = self._serve_page(query, page_delivered=False)
-            return _Reply(200, full[: len(full) // 2])
+            return Reply(200, full[: len(full) // 2]), "fault"
         if fault is not None:
-            return _fault_reply(fault)
-        return _Reply(200, self._serve_page(query, page_delivered=True))
+            return fault_reply(fault), "fault"
+        self._fail_forever.record_success()
+        if query.from_s is None and self._probe.take():
+            return Reply(200, self._contradictory_probe_page(query)), "contradictory_probe"
+        return Reply(200, self._serve_page(query, page_delivered=True)), "page"
 
-    def _authentication_problem(self, auth: str | None) -> str | None:
-        if not auth:
-            return INVALID_TOKEN
-        try:
-            claims = jwt.decode(auth, self.client_secret, algorithms=["HS256"])
-        except jwt.PyJWTError:
-            return INVALID_TOKEN
-        # A numeric appId does not match even if its digits do: Kore compares strings.
-        if not isinstance(claims.get("appId"), str) or claims["appId"] != self.client_id:
-            return INVALID_TOKEN
-        if not self.enforce_jti:
-            return None
-        if not all(name in claims for name in ("jti", "iat", "exp")):
-            return "Token must carry jti, iat and exp"
-        if claims["exp"] - claims["iat"] > MAX_JTI_TOKEN_LIFETIME_SECONDS:
-            return "Token lifetime exceeds one hour"
-        with self._lock:
-            if claims["jti"] in self._used_jtis:
-                return "jti already used"
-            self._used_jtis.add(claims["jti"])
-        return None
+    def _contradictory_probe_page(self, query: Query) -> bytes:
+        """No rows, yet more to come and a positive total: the answer contradicts itself."""
+        total = max(1, len(self._data.window(None, query.to_s)))
+        return page_body([], has_more=True, total_count=total)
 
-    def _parse_query(self, body: dict | None) -> _Query:
-        if body is None:
-            raise _BadRequest("Request body must be a JSON object")
-        if "orgId" not in body or body["orgId"] is None:
-            raise _BadRequest("orgId is required")
-        if body["orgId"] != self.org_id:
-            raise _BadRequest("orgId does not match the account")
-        from_text = body.get("fromTimeStamp")
-        to_text = body.get("toTimeStamp")
-        if to_text is None:
-            raise _BadRequest("toTimeStamp is required")
-        to_s = parse_timestamp(to_text)
-        if to_s is None:
-            raise _BadRequest("toTimeStamp is not an ISO 8601 UTC timestamp")
-        from_s = None
-        if from_text is not None:
-            from_s = parse_timestamp(from_text)
-            if from_s is None:
-                raise _BadRequest("fromTimeStamp is not an ISO 8601 UTC timestamp")
-            if from_s > to_s:
-                raise _BadRequest("fromTimeStamp is after toTimeStamp")
-        skip = body.get("skip")
-        skip = 0 if skip is None else skip
-        if not _is_int(skip) or skip < 0:
-            raise _BadRequest("skip must be a non-negative integer")
-        limit = body.get("limit")
-        limit = self.default_limit if limit is None else limit
-        if not _is_int(limit) or not 1 <= limit <= MAX_LIMIT:
-            raise _BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
-        return _Query(from_s, to_s, skip, limit, from_text, to_text)
+    def _serve_page(self, query: Query, page_delivered: bool) -> bytes:
+        """The page answering `query`, shaped by the page-level hostile modes.
 
-    def _serve_page(self, query: _Query, page_delivered: bool) -> bytes:
+        ignore_skip serves rows from offset 0 whatever skip says; endless_has_more fills every page past the
+        real rows with fabricated ones; both keep hasMore true. The future row rides on the first page
+        delivered after it is set, counted in totalCount. omit_* leave a field out.
+        """
         page_size = query.limit if self.page_cap is None else min(query.limit, self.page_cap)
-        with self._lock:
-            window = self._ordered_window(query.from_s, query.to_s)
-            page = window[query.skip: query.skip + page_size]
-            offset = query.skip + len(page)
-            has_more = offset < len(window)
-            body = b"".join((
-                b'{"hasMore":', b"true" if has_more else b"false", b',"CallVolumeUpdate":[',
-                b",".join([row.payload for row in page]),
-                b'],"totalCount":', str(len(window)).encode(), b"}",
-            ))
-            if has_more and page_delivered:
-                self._after_page_with_more(window, query, offset)
+        data = self._data
+        with data.lock:
+            window = data.window(query.from_s, query.to_s)
+            skip = 0 if self.ignore_skip else query.skip
+            page = window[skip: skip + page_size]
+            offset = skip + len(page)
+            more_rows = offset < len(window)
+            payloads = [row.payload for row in page]
+            total = len(window)
+            if self.endless_has_more and len(payloads) < page_size:
+                payloads += [
+                    data.fabricate(query.from_s, query.to_s).payload for _ in range(page_size - len(payloads))
+                ]
+            if page_delivered and self._future is not None and not self._future_served:
+                payloads.append(self._future.payload)
+                total += 1
+                self._future_served = True
+            has_more = more_rows or self.ignore_skip or self.endless_has_more
+            body = page_body(
+                payloads,
+                None if self.omit_has_more else has_more,
+                None if self.omit_total_count else total,
+            )
+            if more_rows and page_delivered:
+                data.after_page_with_more(window, query.from_text, query.to_text, offset)
         return body
-
-    def _draw_fault(self) -> _Fault | None:
-        with self._fault_lock:
-            faults = self._faults
-            if self._forced_failures:
-                status, retry_after = self._forced_failures.pop(0)
-                if status == 429 and retry_after is None:
-                    retry_after = faults.retry_after
-                return _Fault("status", status, retry_after)
-            self._fault_eligible_requests += 1
-            if faults.first_n_only is not None and self._fault_eligible_requests > faults.first_n_only:
-                return None
-            draw = self._fault_rng.random()
-            for kind, rate in faults.weighted_kinds():
-                if draw < rate:
-                    break
-                draw -= rate
-            else:
-                return None
-            if kind == "429":
-                return _Fault("status", 429, faults.retry_after)
-            if kind == "5xx":
-                self._rotating_5xx += 1
-                return _Fault("status", (500, 502, 503)[(self._rotating_5xx - 1) % 3])
-            return _Fault(kind, hang_seconds=faults.hang_seconds)
-
-
-def _fault_reply(fault: _Fault) -> _Reply:
-    if fault.kind == "status":
-        headers = () if fault.retry_after is None else (("Retry-After", str(fault.retry_after)),)
-        return _Reply(fault.status, _error_body(HTTPStatus(fault.status).phrase), headers=headers)
-    if fault.kind == "not_json":
-        return _Reply(200, b"<html>gateway error</html>", content_type="text/html")
-    return _Reply(0, action=fault.kind, hang_seconds=fault.hang_seconds)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
