@@ -12,6 +12,7 @@ It also holds the project's one time module (the first section): every timestamp
 formats or steps through goes through these few functions, built on pendulum.
 """
 
+import logging
 import socket
 import threading
 import time
@@ -33,6 +34,7 @@ from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordEx
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
+from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
     PaginationStrategy,
 )
@@ -140,8 +142,10 @@ class UntrustworthyAnswerError(AirbyteTracedException):
 TOKEN_LIFETIME_SECONDS = 600
 #: However slowly the bytes of one answer arrive, it is cut after this long and retried like a timeout.
 REQUEST_DEADLINE_SECONDS = 120
-#: The CDK's retry window: once no request has succeeded for this long, a fault is taken as permanent.
-GIVE_UP_AFTER_SECONDS = 600
+#: Once no request has succeeded for this long, through every retry, a fault is taken as permanent.
+GIVE_UP_AFTER_SECONDS = 900
+#: How often a sync says how far it got.
+PROGRESS_EVERY_SECONDS = 60
 #: Set on a redirect the connector refused to follow: where the server wanted the token to go.
 REFUSED_REDIRECT_ATTRIBUTE = "callvolume_refused_redirect"
 
@@ -175,8 +179,10 @@ class KoreAuthenticator(DeclarativeAuthenticator):
       config error naming where it pointed.
     - An answer has a total deadline, however slowly its bytes arrive (each byte resets the read timeout):
       past it the connection is shut and the attempt fails like a timeout, to be retried.
-    - A fault that never clears ends the sync: once nothing has succeeded for the CDK's whole retry window,
-      every further attempt fails at once, so no new window starts and spends its own ten minutes of retries.
+    - A fault that never clears ends the sync: once nothing has succeeded for 15 minutes, through every retry
+      and every wait for the rate limit, every further attempt fails at once, so no new window starts and spends
+      its own retries; the message names the account's budget when the refusals were 429s.
+    - It says, at most once a minute, how far the sync got (a budget-bound backfill takes hours).
 
     With `client_id` and `client_secret` it signs a fresh token (unique `jti`) per attempt; with `token` it
     sends the pasted one as is.
@@ -195,6 +201,8 @@ class KoreAuthenticator(DeclarativeAuthenticator):
         self._pasted = self._evaluate(self.token_value, parameters)
         self._lock = threading.Lock()
         self._last_success = time.monotonic()
+        self._last_refusal_was_rate_limit = False
+        self._progress = _Progress(self.config)
 
     def _evaluate(self, value: Optional[Union[InterpolatedString, str]], parameters: Mapping[str, Any]) -> Optional[str]:
         if value is None:
@@ -214,11 +222,18 @@ class KoreAuthenticator(DeclarativeAuthenticator):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         with self._lock:
             silent_for = time.monotonic() - self._last_success
+            rate_limited = self._last_refusal_was_rate_limit
         if silent_for > GIVE_UP_AFTER_SECONDS:
+            cause = (
+                "every answer was a 429: the account's budget of 60 requests a minute is spent, and other clients of the "
+                "account, such as the contact centre's WFM tool, may be using it"
+                if rate_limited
+                else "through every retry"
+            )
             message = (
-                f"Kore.ai has answered no request successfully for {silent_for / 60:.0f} minutes, through every retry: "
-                "the sync stops here rather than start more windows. The state emitted so far covers only rows read; "
-                "run the sync again once Kore.ai answers."
+                f"Kore.ai has answered no request successfully for {silent_for / 60:.0f} minutes ({cause}): the sync stops "
+                "here rather than start more windows. The state emitted so far covers only rows read; run the sync "
+                "again later."
             )
             raise PermanentFaultError(message=message, internal_message=message, failure_type=FailureType.transient_error)
         # The same prepared request comes back for each retry: its hooks are registered once, its deadline anew.
@@ -229,10 +244,47 @@ class KoreAuthenticator(DeclarativeAuthenticator):
         return super().__call__(request)
 
     def update_from_response(self, request: requests.PreparedRequest, response: requests.Response) -> None:
-        if (response.status_code == 200 and parsed_page(response) is not None) or response.status_code in (400, 401, 403, 404):
-            # An answer the server meant, a page or a refusal: the server is there and talking.
-            with self._lock:
+        page = parsed_page(response) if response.status_code == 200 else None
+        with self._lock:
+            if page is not None or response.status_code in (400, 401, 403, 404):
+                # An answer the server meant, a page or a refusal: the server is there and talking.
                 self._last_success = time.monotonic()
+            self._last_refusal_was_rate_limit = response.status_code == 429
+        self._progress.count(request, response, page)
+
+
+class _Progress:
+    """Says, at most once a minute, how far a sync got: rows, requests, 429s, the window reached, the time left."""
+
+    def __init__(self, config: Config) -> None:
+        self._lock = threading.Lock()
+        self._started = self._last_said = time.monotonic()
+        self._requests = self._rows = self._refused = 0
+        self._reached: Optional[pendulum.DateTime] = None
+        self._first = parse_utc(config.get("start_date"))
+        self._last = parse_utc(config.get("end_date")) or now_utc()
+
+    def count(self, request: requests.PreparedRequest, response: requests.Response, page: Optional[Mapping[str, Any]]) -> None:
+        with self._lock:
+            self._requests += 1
+            self._refused += response.status_code == 429
+            if page is not None:
+                self._rows += len(page[RECORDS_FIELD])
+                window_end = parse_utc(requested_window(response).get("toTimeStamp"))
+                if window_end is not None and (self._reached is None or window_end > self._reached):
+                    self._reached = window_end
+            now = time.monotonic()
+            if now - self._last_said < PROGRESS_EVERY_SECONDS:
+                return
+            self._last_said = now
+            message = f"Progress: {self._rows} rows read with {self._requests} requests ({self._refused} refused with 429)"
+            if self._reached is not None:
+                message += f"; windows read up to {format_utc(self._reached)}"
+                if self._first is not None and self._last > self._first:
+                    done = min(1.0, (self._reached - self._first).total_seconds() / (self._last - self._first).total_seconds())
+                    if done > 0:
+                        message += f", {done:.0%} of the range; about {(now - self._started) * (1 - done) / done / 60:.0f} min left"
+        logging.getLogger("airbyte").info(message + ".")
 
 
 def _refuse_redirect(response: requests.Response, **_: Any) -> requests.Response:
@@ -457,6 +509,38 @@ class CallVolumeExtractor(RecordExtractor):
                     "would skip what lies between, so the sync stops; report the row to Kore.ai."
                 )
         yield from rows
+
+
+# --- Back-off -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RateLimitAwareBackoff(BackoffStrategy):
+    """How long to wait before a retry: as a 429's `Retry-After` says; after a 429 without one, a moment (the
+    request budget then holds the request until the window frees up); after anything else 2, 4, 8 ... 256 s.
+
+    Why not `WaitTimeFromHeader` then `ExponentialBackoffStrategy`: without the header a 429 would fall through to
+    the exponential back-off, which reaches minutes, while Kore.ai's window is sixty seconds and the connector's
+    own budget already knows when it frees up.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    MAX_RETRY_AFTER_SECONDS = 600
+    AFTER_RATE_LIMIT_SECONDS = 1.0
+
+    def backoff_time(self, response_or_exception: Optional[Union[requests.Response, requests.RequestException]], attempt_count: int) -> Optional[float]:
+        if isinstance(response_or_exception, requests.Response) and response_or_exception.status_code == 429:
+            retry_after = response_or_exception.headers.get("Retry-After", "")
+            if retry_after.strip().isdigit():
+                asked = float(retry_after)
+                if asked > self.MAX_RETRY_AFTER_SECONDS:
+                    message = f"Kore.ai asked to wait {asked:.0f} s before retrying (Retry-After), more than the {self.MAX_RETRY_AFTER_SECONDS} s the connector waits; run the sync again later."
+                    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
+                return asked
+            return self.AFTER_RATE_LIMIT_SECONDS
+        return float(min(2 ** attempt_count, 256))
 
 
 # --- Errors -------------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@
 """
 
 import logging
+import math
 import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Mapping, Optional
@@ -62,13 +64,13 @@ class SourceCallvolume(YamlDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
         **_: Any,
     ) -> None:
-        self._has_state = bool(state)
+        reading = config is not None and catalog is not None
+        self._state_cursor = _state_cursor(state)
+        self._needs_first_day = reading and not config.get("start_date") and self._state_cursor is None  # type: ignore[union-attr]
+        self._needs_windows = reading and not config.get("window_hours")  # type: ignore[union-attr]
         if config and not config.get("start_date"):
-            # No lower bound known yet: a read without state finds the first day before it starts (`read`).
+            # The manifest needs a lower bound; a state, or the first-day search before the read, gives the real one.
             config = {**config, "start_date": EARLIEST}
-            self._needs_first_day = not state and catalog is not None
-        else:
-            self._needs_first_day = False
         super().__init__(path_to_yaml=str(MANIFEST_PATH), catalog=catalog, config=config, state=state)
 
     def read(
@@ -78,75 +80,178 @@ class SourceCallvolume(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
-        if self._needs_first_day:
-            found = {**config, "start_date": self._first_day_with_data(logger, config)}
-            yield from SourceCallvolume(catalog, found, state).read(logger, found, catalog, state)
+        if self._needs_first_day or self._needs_windows:
+            planned = _Planner(config, logger).plan(self._needs_first_day, self._state_cursor)
+            yield from SourceCallvolume(catalog, planned, state).read(logger, planned, catalog, state)
             return
         yield from super().read(logger, config, catalog, state)
 
-    def _first_day_with_data(self, logger: logging.Logger, config: Mapping[str, Any]) -> str:
-        requester = _search_requester({**config, "page_size": 1})
 
-        def has_rows_before(moment: Any) -> bool:
-            # The window's end is one cursor granularity (1s) before `toTimeStamp`, as in every window.
-            window = StreamSlice(partition={}, cursor_slice={"start_time": "", "end_time": format_utc(moment.subtract(seconds=1))})
-            for _ in range(CONTRADICTION_RETRIES + 1):
-                page = parsed_page(requester.send_request(stream_slice=window))  # type: ignore[arg-type]
-                if page is None:
-                    break
-                rows, total, has_more = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD), page.get(HAS_MORE_FIELD)
-                if rows or not (has_more is True or (isinstance(total, int) and total > 0)):
-                    return bool(rows)
-            else:
+def _state_cursor(state: Optional[List[AirbyteStateMessage]]) -> Optional[Any]:
+    for message in state or []:
+        stream = getattr(message, "stream", None)
+        if stream is not None and stream.stream_descriptor.name == STREAM_NAME and stream.stream_state is not None:
+            return parse_utc(getattr(stream.stream_state, CURSOR_FIELD, None))
+    return None
+
+
+class _Planner:
+    """What the package asks Kore.ai before a read, under the same request budget as the read itself.
+
+    - Without `start_date` or a state: the account's first day, by a search on `toTimeStamp` with
+      `fromTimeStamp` left out (a page's earliest row bounds it; then doubling back and bisection).
+    - Without `window_hours`: a window length from the account's density (its `totalCount` over a known span) and
+      the rows a page really holds (Kore.ai may cap pages below `page_size`), so that a window holds about
+      `PAGES_PER_WINDOW` full pages: the last page of each window is the only one not full.
+    Its few requests count against `requests_per_minute`: the read's own budget is lowered by as many, or, when
+    that would slow it too much, the read waits until they are a minute old.
+    """
+
+    PAGES_PER_WINDOW = 10
+    PROBE_DAYS = 7
+    # A range this short is read in one window without a density probe (an incremental sync run daily).
+    ONE_WINDOW_HOURS = 48
+
+    def __init__(self, config: Mapping[str, Any], logger: logging.Logger) -> None:
+        self._config, self._logger = config, logger
+        self._page_size = int(config.get("page_size") or 1000)
+        self._rate = int(config.get("requests_per_minute") or 50)
+        self._sent: List[float] = []
+        self._total: Optional[int] = None
+        self._cap: Optional[int] = None
+        factory = ModelToComponentFactory()
+        factory.set_api_budget(resolved_manifest()["api_budget"], config)
+        self._requester = factory.create_component(
+            HttpRequesterModel, resolved_manifest()["definitions"]["requester"], config, name=STREAM_NAME
+        )
+
+    def plan(self, needs_first_day: bool, state_cursor: Optional[Any]) -> Mapping[str, Any]:
+        planned = dict(self._config)
+        end = parse_utc(self._config.get("end_date")) or now_utc()
+        if needs_first_day:
+            planned["start_date"] = self._first_day(end)
+        if not self._config.get("window_hours"):
+            planned["window_hours"] = self._window_hours(planned, state_cursor, end)
+        if self._sent:
+            planned["requests_per_minute"] = self._rate_left_for_the_read()
+        return planned
+
+    def _page(self, start: Optional[Any], end: Any) -> Optional[Mapping[str, Any]]:
+        # The window's end is one cursor granularity (1s) before `toTimeStamp`, as in every window.
+        window = StreamSlice(
+            partition={}, cursor_slice={"start_time": format_utc(start) if start else "", "end_time": format_utc(end.subtract(seconds=1))}
+        )
+        self._sent.append(time.monotonic())
+        return parsed_page(self._requester.send_request(stream_slice=window))  # type: ignore[arg-type]
+
+    def _rows_before(self, moment: Any) -> Optional[Any]:
+        """The earliest interval start among the rows a page before `moment` holds, or None when there are none."""
+        for _ in range(CONTRADICTION_RETRIES + 1):
+            page = self._page(None, moment)
+            if page is None:
                 raise AirbyteTracedException(
-                    message=(
-                        f"Looking for the account's first day, Kore.ai answered an empty page that says more rows exist "
-                        f"before {format_utc(moment)} (hasMore {has_more}, totalCount {total}), {CONTRADICTION_RETRIES + 1} "
-                        "times. The connector cannot tell where the history starts: set `start_date` to the first day to read."
-                    ),
-                    failure_type=FailureType.config_error,
+                    message="Looking for the account's first day, Kore.ai sent an answer that is not call-volume JSON: set `start_date` to skip the search.",
+                    failure_type=FailureType.transient_error,
                 )
-            raise AirbyteTracedException(
-                message="Looking for the account's first day, Kore.ai sent an answer that is not call-volume JSON: set `start_date` to skip the search.",
-                failure_type=FailureType.transient_error,
-            )
+            rows, total, has_more = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD), page.get(HAS_MORE_FIELD)
+            if rows:
+                self._learn(rows, total, has_more)
+                starts = [parse_utc(row.get("intervalStartTimeStamp")) for row in rows if isinstance(row, Mapping)]
+                return min((start for start in starts if start is not None), default=moment.subtract(days=1))
+            if not (has_more is True or (_is_count(total) and total > 0)):
+                return None
+        raise AirbyteTracedException(
+            message=(
+                f"Looking for the account's first day, Kore.ai answered an empty page that says more rows exist before "
+                f"{format_utc(moment)} (hasMore {has_more}, totalCount {total}), {CONTRADICTION_RETRIES + 1} times. The "
+                "connector cannot tell where the history starts: set `start_date` to the first day to read."
+            ),
+            failure_type=FailureType.config_error,
+        )
 
-        first_day = first_day_with_rows(has_rows_before, now_utc())
+    def _learn(self, rows: List[Any], total: Any, has_more: Any) -> None:
+        if self._total is None and _is_count(total):
+            self._total = total
+        if self._cap is None and (has_more is True or (_is_count(total) and total > len(rows))):
+            self._cap = len(rows)  # fewer than asked although more exist: the server's page cap
+
+    def _first_day(self, end: Any) -> str:
+        first_day = first_day_with_rows(self._rows_before, end)
         if first_day is None:
-            logger.info("No start_date and the account has no call volume yet: reading from now on.")
+            self._logger.info("No start_date and the account has no call volume yet: reading from now on.")
             return format_utc(floor_to_interval(now_utc()))
-        logger.info(f"No start_date: the account's first interval is on {first_day.format('YYYY-MM-DD')}; reading from there.")
+        self._logger.info(f"No start_date: the account's first interval is on {first_day.format('YYYY-MM-DD')}; reading from there.")
         return format_utc(first_day)
 
+    def _window_hours(self, planned: Mapping[str, Any], state_cursor: Optional[Any], end: Any) -> int:
+        lookback = int(planned.get("lookback_minutes") or 180)
+        start = state_cursor.subtract(minutes=lookback) if state_cursor is not None else parse_utc(planned["start_date"])
+        span_hours = (end - start).total_seconds() / 3600
+        if span_hours <= self.ONE_WINDOW_HOURS:
+            return self.ONE_WINDOW_HOURS
+        if self._total is not None:
+            # The search's first answer counted every row up to the end.
+            rows, hours = self._total, span_hours
+        else:
+            probe_end = min(end, start.add(days=self.PROBE_DAYS))
+            page = self._page(start, probe_end)
+            if page is None:
+                return 24
+            served, total = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD)
+            self._learn(served, total, page.get(HAS_MORE_FIELD))
+            rows, hours = (total if _is_count(total) else len(served)), max(1.0, (probe_end - start).total_seconds() / 3600)
+        page_rows = min(self._cap or self._page_size, self._page_size)
+        density = rows / hours
+        window_hours = 744 if density <= 0 else max(1, min(744, math.ceil(self.PAGES_PER_WINDOW * page_rows / density)))
+        self._logger.info(
+            f"No window_hours: {density:.1f} rows an hour in pages of {page_rows} rows make windows of {window_hours} hours "
+            f"(about {self.PAGES_PER_WINDOW} full pages each)."
+        )
+        return window_hours
 
-def _search_requester(config: Mapping[str, Any]) -> Any:
-    """The manifest's own requester (authenticator, error handling, retries), for the first-day search."""
-    definition = resolved_manifest()["definitions"]["requester"]
-    return ModelToComponentFactory().create_component(HttpRequesterModel, definition, config, name=STREAM_NAME)
+    def _rate_left_for_the_read(self) -> int:
+        """The read's budget once the planning requests are counted: lowered by them, or whole after a wait."""
+        spent = len(self._sent)
+        if spent * 5 <= self._rate:
+            return self._rate - spent
+        wait = 60 - (time.monotonic() - self._sent[0])
+        if wait > 0:
+            self._logger.info(f"Waiting {wait:.0f} s so that the first-day search's {spent} requests and the read stay within requests_per_minute.")
+            time.sleep(wait)
+        return self._rate
 
 
-def first_day_with_rows(has_rows_before: Callable[[Any], bool], now: Any) -> Optional[Any]:
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def first_day_with_rows(rows_before: Callable[[Any], Optional[Any]], now: Any) -> Optional[Any]:
     """The last midnight before which there are no rows, or None when there are none at all.
 
-    `has_rows_before(t)` says whether any interval lies before `t`; it is monotonic in `t`, so a doubling
-    search backwards then a bisection finds the edge in about 2·log2(days) requests.
+    `rows_before(t)` gives the earliest interval start among some rows before `t`, or None when there are none;
+    "are there rows before t" is monotonic in t. The first answer bounds the search (if Kore.ai sorts oldest
+    first, its earliest row is on the first day and one more request confirms it); then a doubling search
+    backwards and a bisection find the edge in about 2·log2(days) requests at most.
     """
-    with_rows = now.start_of("day").add(days=1)
-    if not has_rows_before(with_rows):
+    earliest = rows_before(now.start_of("day").add(days=1))
+    if earliest is None:
         return None
+    with_rows = earliest.start_of("day").add(days=1)
     step, without_rows = 1, EARLIEST_SEARCHED_DAY
     while with_rows.subtract(days=step) > EARLIEST_SEARCHED_DAY:
         candidate = with_rows.subtract(days=step)
-        if not has_rows_before(candidate):
+        found = rows_before(candidate)
+        if found is None:
             without_rows = candidate
             break
-        with_rows, step = candidate, step * 2
+        with_rows, step = min(candidate, found.start_of("day").add(days=1)), step * 2
     while (with_rows - without_rows).in_days() > 1:
         middle = without_rows.add(days=(with_rows - without_rows).in_days() // 2)
-        if has_rows_before(middle):
-            with_rows = middle
-        else:
+        found = rows_before(middle)
+        if found is None:
             without_rows = middle
+        else:
+            with_rows = min(middle, found.start_of("day").add(days=1))
     return without_rows
 
 

@@ -68,7 +68,8 @@ PAGE_SIZE = 3
 
 
 def config(**overrides: Any) -> dict:
-    """A config for the HttpMocker tests: one window (24 h), pages of 3, one worker."""
+    """A config for the HttpMocker tests: one window (24 h), pages of 3, one worker, a budget that never waits
+    (under HttpMocker the backoff sleeps are skipped, so a retried request comes back at once)."""
     base = {
         "host": "platform.kore.ai",
         "account_id": ACCOUNT_ID,
@@ -77,7 +78,9 @@ def config(**overrides: Any) -> dict:
         "start_date": START,
         "end_date": END,
         "page_size": PAGE_SIZE,
+        "window_hours": 24,
         "num_workers": 1,
+        "requests_per_minute": 100000,
     }
     return {**base, **overrides}
 
