@@ -85,6 +85,15 @@ def now_utc() -> pendulum.DateTime:
     return pendulum.now("UTC")
 
 
+def seconds_until_http_date(text: str) -> Optional[int]:
+    """Seconds from now until an HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`), at least 0; None if it is not one."""
+    try:
+        moment = pendulum.from_format(text.strip(), "ddd, DD MMM YYYY HH:mm:ss z", tz="UTC")
+    except ValueError:
+        return None
+    return max(0, int((moment - now_utc()).total_seconds() + 0.999))
+
+
 # --- Pages --------------------------------------------------------------------------------------------
 
 RECORDS_FIELD = "CallVolumeUpdate"
@@ -237,8 +246,8 @@ class KoreAuthenticator(DeclarativeAuthenticator):
             )
             raise PermanentFaultError(message=message, internal_message=message, failure_type=FailureType.transient_error)
         # The same prepared request comes back for each retry: its hooks are registered once, its deadline anew.
-        if _refuse_redirect not in request.hooks["response"]:
-            request.register_hook("response", _refuse_redirect)
+        if _check_answer not in request.hooks["response"]:
+            request.register_hook("response", _check_answer)
             request.register_hook("response", _DEADLINES.watch)
         _DEADLINES.start(request)
         return super().__call__(request)
@@ -287,10 +296,19 @@ class _Progress:
         logging.getLogger("airbyte").info(message + ".")
 
 
-def _refuse_redirect(response: requests.Response, **_: Any) -> requests.Response:
+def _check_answer(response: requests.Response, **_: Any) -> requests.Response:
+    """Runs on every answer before requests acts on it: refuses a redirect, and writes a `Retry-After` given as
+    an HTTP date as seconds, the one form the back-off and the CDK's request budget read."""
     if response.is_redirect:
         setattr(response, REFUSED_REDIRECT_ATTRIBUTE, response.headers.get("Location", ""))
         del response.headers["Location"]  # without it, requests does not follow the redirect
+    retry_after = response.headers.get("Retry-After")
+    if retry_after is not None and not retry_after.strip().isdigit():
+        seconds = seconds_until_http_date(retry_after)
+        if seconds is None:
+            del response.headers["Retry-After"]  # unreadable: as if Kore.ai had sent none
+        else:
+            response.headers["Retry-After"] = str(seconds)
     return response
 
 

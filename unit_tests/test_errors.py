@@ -14,6 +14,7 @@ from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
 
 from source_callvolume.source import SourceCallvolume
+from source_callvolume.components import now_utc
 from testkit import START, STREAM, config, page, record, window_request
 
 # The 5xx back-off's attempts within the 15 minutes a request may take: 2, 4, ... 256, 256 s.
@@ -98,3 +99,19 @@ def _calls(http_mocker: HttpMocker, request) -> int:
         except AssertionError:
             continue
     raise AssertionError("more than 100 calls")
+
+
+def test_a_retry_after_given_as_an_http_date_is_waited_as_told(http_mocker: HttpMocker, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An HTTP date is Retry-After's other form: read as a number, it would crash the CDK's request budget.
+    waits: list = []
+    monkeypatch.setattr("time.sleep", waits.append)
+    when = now_utc().add(seconds=7).format("ddd, DD MMM YYYY HH:mm:ss [GMT]")
+    http_mocker.post(
+        window_request(skip=0),
+        [HttpResponse(body="{}", status_code=429, headers={"Retry-After": when}), page([record(1)], has_more=False)],
+    )
+
+    output = _read()
+
+    assert [m.record.data["_id"] for m in output.records] == [record(1)["_id"]]
+    assert 6 <= max(waits) <= 8
