@@ -20,7 +20,8 @@ import uuid
 import warnings
 import weakref
 from dataclasses import InitVar, dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, MutableMapping, Optional, Set, Union
+from typing import Any, Dict, Iterable, List, Mapping, MutableMapping, Optional, Set, Tuple, Union
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import orjson
@@ -38,6 +39,7 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
     PaginationStrategy,
 )
+from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
     ConfigTransformation,
 )
@@ -85,6 +87,20 @@ def now_utc() -> pendulum.DateTime:
     return pendulum.now("UTC")
 
 
+#: How the agent-activity API writes `EventTime`: `10/20/2020 2:13:12` (hour not zero-padded; taken as UTC).
+EVENT_TIME_FORMAT = "M/D/YYYY H:mm:ss"
+
+
+def parse_event_time(text: Any) -> Optional[pendulum.DateTime]:
+    """An agent-activity `EventTime`, read as UTC (Kore.ai does not say; BEHAVIOR.md); None for anything else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return pendulum.from_format(text.strip(), EVENT_TIME_FORMAT, tz="UTC")
+    except ValueError:
+        return None
+
+
 def seconds_until_http_date(text: str) -> Optional[int]:
     """Seconds from now until an HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`), at least 0; None if it is not one."""
     try:
@@ -101,15 +117,28 @@ HAS_MORE_FIELD = "hasMore"
 TOTAL_COUNT_FIELD = "totalCount"
 CURSOR_FIELD = "intervalEndTimeStamp"
 AUTH_HEADER = "auth"
+#: Where each endpoint's answer keeps its records: a field of a JSON object, or None for a bare JSON array.
+RECORDS_BY_ENDPOINT: Dict[str, Optional[str]] = {
+    "callvolume": RECORDS_FIELD,
+    "agentactivity": "AgentUpdates",
+    "queues": None,
+    "agents": None,
+}
 
 _PAYLOAD_ATTRIBUTE = "_callvolume_payload"
 _NOT_PARSED = object()
 
 
-def parsed_page(response: requests.Response) -> Optional[Mapping[str, Any]]:
-    """The page's JSON body when it is a call-volume page, else None; parsed once and kept on the response.
+def endpoint(response: requests.Response) -> str:
+    """The WFM endpoint a response answers: the last segment of its request's path (`callvolume`, `agents` ...)."""
+    url = response.request.url if response.request is not None else response.url
+    return urlsplit(url or "").path.rstrip("/").rsplit("/", 1)[-1]
 
-    The error handler, the extractor and the paginator all read the same body: one parse serves the three.
+
+def parsed_body(response: requests.Response) -> Optional[Any]:
+    """The answer's JSON when it has its endpoint's shape, else None; parsed once and kept on the response.
+
+    The error handler, the extractor, the paginators and the guard all read the same body: one parse serves them.
     """
     payload = getattr(response, _PAYLOAD_ATTRIBUTE, _NOT_PARSED)
     if payload is _NOT_PARSED:
@@ -117,20 +146,43 @@ def parsed_page(response: requests.Response) -> Optional[Mapping[str, Any]]:
             payload = orjson.loads(response.content)
         except (orjson.JSONDecodeError, requests.RequestException):
             payload = None
-        if not (isinstance(payload, dict) and isinstance(payload.get(RECORDS_FIELD), list)):
+        field_name = RECORDS_BY_ENDPOINT.get(endpoint(response), RECORDS_FIELD)
+        if field_name is None:
+            payload = payload if isinstance(payload, list) else None
+        elif not (isinstance(payload, dict) and isinstance(payload.get(field_name), list)):
             payload = None
         setattr(response, _PAYLOAD_ATTRIBUTE, payload)
-    return payload  # type: ignore[return-value]
+    return payload
+
+
+def records_of(response: requests.Response) -> Optional[List[Any]]:
+    """The records of an answer of the right shape, else None."""
+    body = parsed_body(response)
+    if body is None:
+        return None
+    field_name = RECORDS_BY_ENDPOINT.get(endpoint(response), RECORDS_FIELD)
+    return body if field_name is None else body[field_name]
+
+
+def parsed_page(response: requests.Response) -> Optional[Mapping[str, Any]]:
+    """A call-volume page (hasMore, totalCount and its rows), else None."""
+    body = parsed_body(response)
+    return body if isinstance(body, dict) and isinstance(body.get(RECORDS_FIELD), list) else None
 
 
 def requested_window(response: requests.Response) -> Mapping[str, Any]:
-    """The body of the request that `response` answers: its window edges, `skip` and `limit`."""
-    body = response.request.body if response.request is not None else None
-    try:
-        parsed = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
-        parsed = {}
-    return parsed if isinstance(parsed, dict) else {}
+    """What the request that `response` answers asked for: its JSON body (call volume: window edges, `skip`,
+    `limit`) or its query parameters (agent activity: window edges)."""
+    request = response.request
+    if request is None:
+        return {}
+    if request.body:
+        try:
+            parsed = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            parsed = {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {name: values[-1] for name, values in parse_qs(urlsplit(request.url or "").query).items()}
 
 
 def describe_window(response: requests.Response) -> str:
@@ -253,13 +305,13 @@ class KoreAuthenticator(DeclarativeAuthenticator):
         return super().__call__(request)
 
     def update_from_response(self, request: requests.PreparedRequest, response: requests.Response) -> None:
-        page = parsed_page(response) if response.status_code == 200 else None
+        records = records_of(response) if response.status_code == 200 else None
         with self._lock:
-            if page is not None or response.status_code in (400, 401, 403, 404):
+            if records is not None or response.status_code in (400, 401, 403, 404):
                 # An answer the server meant, a page or a refusal: the server is there and talking.
                 self._last_success = time.monotonic()
             self._last_refusal_was_rate_limit = response.status_code == 429
-        self._progress.count(request, response, page)
+        self._progress.count(response, records)
 
 
 class _Progress:
@@ -273,12 +325,12 @@ class _Progress:
         self._first = parse_utc(config.get("start_date"))
         self._last = parse_utc(config.get("end_date")) or now_utc()
 
-    def count(self, request: requests.PreparedRequest, response: requests.Response, page: Optional[Mapping[str, Any]]) -> None:
+    def count(self, response: requests.Response, records: Optional[List[Any]]) -> None:
         with self._lock:
             self._requests += 1
             self._refused += response.status_code == 429
-            if page is not None:
-                self._rows += len(page[RECORDS_FIELD])
+            if records is not None:
+                self._rows += len(records)
                 window_end = parse_utc(requested_window(response).get("toTimeStamp"))
                 if window_end is not None and (self._reached is None or window_end > self._reached):
                     self._reached = window_end
@@ -479,54 +531,253 @@ class HasMoreOffsetPagination(PaginationStrategy):
 # --- Records ------------------------------------------------------------------------------------------
 
 
+EVENT_TIME_UTC_FIELD = "EventTimeUtc"
+#: How far past its window's end a record's time may lie: a call-volume interval that starts at the window's end
+#: ends 15 minutes later (the "overlapping" filter); an agent event is a moment (the request adds one second).
+_WINDOW_SLACK_MINUTES = {"callvolume": INTERVAL_MINUTES, "agentactivity": 1 / 60}
+
+
 @dataclass
-class CallVolumeExtractor(RecordExtractor):
-    """Yields the rows of `CallVolumeUpdate` from the page the error handler already parsed, once each row is
-    known to lie in the window that was asked for.
+class WfmRecordExtractor(RecordExtractor):
+    """Yields the records of any WFM answer from the body the error handler already parsed, once each record of a
+    windowed endpoint (call volume, agent activity) is known to lie in the window that was asked for.
 
     Why not `DpathExtractor`: it decodes the body a second time and walks every leaf of the page to resolve a
     one-element path (15% of a sync's CPU), and its JSON decoder turns an unreadable body into an empty page,
     which would end pagination and lose rows silently.
 
-    Why the window check: the CDK's cursor takes the newest `intervalEndTimeStamp` it sees as the state, and
-    nothing lets a row be emitted without moving it. One row from decades ahead would carry the state there,
-    and every later sync would ask for nothing. A row may end anywhere from the window's start to one interval
-    past its end (that covers every filter semantics, see BEHAVIOR.md); a row outside ends the window with an
-    error, after the rows before it. A row without a readable `intervalEndTimeStamp` is emitted, and the CDK
-    leaves the cursor where it was (it warns once).
+    Why the window check: the CDK's cursor takes the newest cursor value it sees as the state, and nothing lets a
+    record be emitted without moving it. One row from decades ahead would carry the state there, and every later
+    sync would ask for nothing. A call-volume row may end anywhere from the window's start to one interval past
+    its end (that covers every filter semantics, see BEHAVIOR.md), an agent event anywhere in the window; a record
+    outside ends the window with an error, after the records before it. A record whose time cannot be read is
+    emitted, and the CDK leaves the cursor where it was (it warns once).
     """
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
 
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._lock = threading.Lock()
+        # Per agent-activity window (its toTimeStamp): the latest second emitted, and the events of that second.
+        self._boundaries: Dict[str, Tuple[str, Set["EventKey"]]] = {}
+
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        page = parsed_page(response)
-        if page is None:
+        records = records_of(response)
+        name = endpoint(response)
+        if name == "agentactivity" and records is not None:
+            records = self._not_yet_emitted(records, requested_window(response))
+        if records is None:
             raise UntrustworthyAnswerError(
-                f"Kore.ai sent a page of {describe_window(response)} that is not call-volume JSON, through every retry."
+                f"Kore.ai sent an answer of {describe_window(response)} that is not {name} JSON, through every retry."
             )
-        rows: List[MutableMapping[Any, Any]] = page[RECORDS_FIELD]
         window = requested_window(response)
         start, end = parse_utc(window.get("fromTimeStamp")), parse_utc(window.get("toTimeStamp"))
-        if end is None:
-            yield from rows
+        if name not in _WINDOW_SLACK_MINUTES or end is None:
+            yield from records
             return
-        latest = end.add(minutes=INTERVAL_MINUTES)
-        # Both bounds in the API's fixed-width form: for a value of that form, comparing the text compares the times.
-        earliest_text, latest_text = (format_api(start) if start is not None else ""), format_api(latest)
-        for index, row in enumerate(rows):
-            interval_end = row.get(CURSOR_FIELD) if isinstance(row, Mapping) else None
-            if isinstance(interval_end, str) and len(interval_end) == len(latest_text) and earliest_text <= interval_end <= latest_text:
-                continue
-            moment = parse_utc(interval_end)
+        latest = end.add(seconds=round(_WINDOW_SLACK_MINUTES[name] * 60))
+        for index, record in enumerate(records):
+            moment = self._time_of(name, record, start, latest)
             if moment is not None and ((start is not None and moment < start) or moment > latest):
-                yield from rows[:index]
+                yield from records[:index]
                 raise UntrustworthyAnswerError(
-                    f"Kore.ai sent the row {row.get('_id')!r} whose interval ends at {interval_end}, outside "
+                    f"Kore.ai sent the {name} record {_identify(record)} of {format_utc(moment)}, outside "
                     f"{describe_window(response)} that was asked for. The state would jump there and later syncs "
-                    "would skip what lies between, so the sync stops; report the row to Kore.ai."
+                    "would skip what lies between, so the sync stops; report the record to Kore.ai."
                 )
-        yield from rows
+        yield from records
+
+    def _not_yet_emitted(self, events: List[Any], window: Mapping[str, Any]) -> List[Any]:
+        """The events of an agent-activity answer but those of its first second already emitted for the window.
+
+        Reading on from the latest event asks for that second again (ReadOnFromLastEvent), so its events come back;
+        only they can: so only they are remembered, not the window's every event.
+        """
+        asked_from, window_end = window.get("fromTimeStamp", ""), window.get("toTimeStamp", "")
+        with self._lock:
+            boundary, emitted = self._boundaries.get(window_end, ("", set()))
+        if boundary != asked_from:
+            emitted = set()  # the window's first answer
+        fresh = [event for event in events if _event_key(event) not in emitted]
+        times = [(moment, event) for event in events for moment in [parse_event_time(event.get("EventTime") if isinstance(event, Mapping) else None)] if moment]
+        if times:
+            latest = max(moment for moment, _ in times)
+            at_latest = {_event_key(event) for moment, event in times if moment == latest}
+            latest_text = format_utc(latest)
+            with self._lock:
+                self._boundaries[window_end] = (latest_text, at_latest | (emitted if latest_text == asked_from else set()))
+        return fresh
+
+    @staticmethod
+    def _time_of(name: str, record: Any, start: Optional[pendulum.DateTime], latest: pendulum.DateTime) -> Optional[pendulum.DateTime]:
+        """The record's time, or None when it cannot be read or (the fast path) plainly lies in the window."""
+        if not isinstance(record, Mapping):
+            return None
+        if name == "agentactivity":
+            return parse_event_time(record.get("EventTime"))
+        interval_end = record.get(CURSOR_FIELD)
+        if isinstance(interval_end, str) and len(interval_end) == 24:
+            # Both in the API's fixed-width form: comparing the text compares the times, without parsing each row.
+            if (format_api(start) if start is not None else "") <= interval_end <= format_api(latest):
+                return None
+        return parse_utc(interval_end)
+
+
+def _identify(record: Any) -> str:
+    if not isinstance(record, Mapping):
+        return repr(record)[:80]
+    if "_id" in record:
+        return repr(record["_id"])
+    return repr({key: record.get(key) for key in ("AgentId", "EventTime", "Activity", "ReasonCode")})
+
+
+@dataclass
+class NormalizeEventTime(RecordTransformation):
+    """Adds `EventTimeUtc`, the agent event's `EventTime` as ISO 8601 UTC, which the cursor reads; the raw field stays.
+
+    Why not `AddFields`: `EventTime` comes as `M/D/YYYY H:MM:SS` with a one-digit hour, which no interpolation
+    macro parses. An unreadable `EventTime` gets no `EventTimeUtc`: the record is emitted and the cursor stays.
+    """
+
+    config: Config = field(default_factory=dict)
+    parameters: InitVar[Mapping[str, Any]] = None
+
+    def transform(
+        self,
+        record: Dict[str, Any],
+        config: Optional[Config] = None,
+        stream_state: Optional[Any] = None,
+        stream_slice: Optional[Any] = None,
+    ) -> None:
+        moment = parse_event_time(record.get("EventTime"))
+        if moment is not None:
+            record[EVENT_TIME_UTC_FIELD] = format_utc(moment)
+
+
+@dataclass
+class OffsetUntilEmptyPage(PaginationStrategy):
+    """`offset`/`limit` paging that ends on an empty page, and fails on a page it has already received.
+
+    Why not `OffsetIncrement`: it ends on the first page shorter than `limit`, but the agents API documents no
+    `hasMore` and may cap `limit`; here `offset` grows by the rows received and only an empty page ends it. A
+    server that ignores `offset` sends the same page again: that ends the stream with an error instead of
+    paging forever, as does a number of pages no account could have.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    page_size: Union[InterpolatedString, str, int]
+    id_field: str = "agentId"
+
+    MAX_PAGES = 10000
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._page_size = int(InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config))
+
+    @property
+    def initial_token(self) -> Optional[Any]:
+        return None
+
+    def next_page_token(
+        self,
+        response: requests.Response,
+        last_page_size: int,
+        last_record: Optional[Record],
+        last_page_token_value: Optional[Any] = None,
+        page_size_override: Optional[int] = None,
+        stream_slice: Any = None,
+    ) -> Optional[Any]:
+        rows = records_of(response)
+        if not rows:
+            return None
+        token: Mapping[str, Any] = last_page_token_value or {}
+        seen: Set[Any] = token.get("seen", set())
+        ids = {row.get(self.id_field) if isinstance(row, Mapping) else repr(row) for row in rows}
+        offset, pages = token.get("offset", 0), token.get("pages", 0) + 1
+        if ids <= seen:
+            raise UntrustworthyAnswerError(
+                f"Kore.ai sent the {endpoint(response)} page at offset {offset} again: it ignores `offset`, so the stream "
+                "stops rather than request the same page forever."
+            )
+        if pages >= self.MAX_PAGES:
+            raise UntrustworthyAnswerError(f"Kore.ai's {endpoint(response)} pages did not end after {pages} pages; the stream stops.")
+        return {"offset": offset + len(rows), "seen": seen | ids, "pages": pages}
+
+    def get_page_size(self) -> Optional[int]:
+        return self._page_size
+
+
+EventKey = Tuple[Any, Any, Any, Any]
+
+
+@dataclass
+class ReadOnFromLastEvent(PaginationStrategy):
+    """Reads a window of agent activity on from its latest event until an answer brings nothing new.
+
+    Why: the agent-activity API documents no paging, so an answer may be cut short at a size nobody told us.
+    The connector assumes a cut keeps the earliest events (BEHAVIOR.md). After each answer it asks again from the
+    latest event's time: inclusive, so the events of that second come back, and the extractor emits only those it
+    had not. The window is done when an answer brings nothing new. That costs one confirming request per window,
+    except for an answer smaller than the largest seen so far in the sync: a cap, if any, is above that size, so
+    such an answer is whole. Two answers fail the sync rather than lose events: one, as large as any seen, of
+    only events of the second it was asked from (more events share that second than an answer holds), and one
+    not oldest first (the events a cut left out could not be found by reading on).
+
+    The largest answer seen is the one thing kept across windows, under a lock.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._lock = threading.Lock()
+        self._largest_answer = 0
+
+    @property
+    def initial_token(self) -> Optional[Any]:
+        return None
+
+    def next_page_token(
+        self,
+        response: requests.Response,
+        last_page_size: int,
+        last_record: Optional[Record],
+        last_page_token_value: Optional[Any] = None,
+        page_size_override: Optional[int] = None,
+        stream_slice: Any = None,
+    ) -> Optional[Any]:
+        events = records_of(response) or []
+        with self._lock:
+            largest_before, self._largest_answer = self._largest_answer, max(self._largest_answer, len(events))
+        asked_from = parse_utc(requested_window(response).get("fromTimeStamp"))
+        times = [moment for moment in (parse_event_time(e.get("EventTime")) for e in events if isinstance(e, Mapping)) if moment]
+        latest = max(times, default=None)
+        if last_page_size == 0:  # nothing the window had not brought already
+            if events and len(events) >= largest_before and latest is not None and latest == asked_from:
+                raise UntrustworthyAnswerError(
+                    f"Kore.ai's agent-activity answers hold at most {len(events)} events, and more than that share "
+                    f"{format_utc(latest)}: they cannot all be read, so the sync stops rather than lose some."
+                )
+            return None
+        if len(events) < largest_before or latest is None:
+            return None  # smaller than an answer already seen: not cut short
+        if times != sorted(times):
+            raise UntrustworthyAnswerError(
+                f"Kore.ai's agent-activity answer of {describe_window(response)} holds {len(events)} events, not oldest "
+                "first: if it was cut short, the events it left out cannot be found by reading on, so the sync stops. "
+                "Lower the window or report it to Kore.ai."
+            )
+        return {"from": format_utc(latest)}
+
+    def get_page_size(self) -> Optional[int]:
+        return None
+
+
+def _event_key(event: Any) -> EventKey:
+    if not isinstance(event, Mapping):
+        return (repr(event), None, None, None)
+    return (event.get("AgentId"), event.get("EventTime"), event.get("Activity"), event.get("ReasonCode"))
 
 
 # --- Back-off -----------------------------------------------------------------------------------------
@@ -594,9 +845,9 @@ class CallVolumeErrorHandler(DefaultErrorHandler):
                     "host is the Kore.ai environment you mean and you trust it, set `host` to it."
                 )
             if response_or_exception.status_code == 200:
-                if parsed_page(response_or_exception) is None:
+                if parsed_body(response_or_exception) is None:
                     return _transient(
-                        "Kore.ai answered 200 with a body that is not complete call-volume JSON "
+                        f"Kore.ai answered 200 with a body that is not complete {endpoint(response_or_exception)} JSON "
                         "(cut short or an HTML error page); retried until the retries ran out."
                     )
                 self._answered.set()

@@ -122,7 +122,7 @@ class _Planner:
         factory = ModelToComponentFactory()
         factory.set_api_budget(resolved_manifest()["api_budget"], config)
         self._requester = factory.create_component(
-            HttpRequesterModel, resolved_manifest()["definitions"]["requester"], config, name=STREAM_NAME
+            HttpRequesterModel, resolved_manifest()["definitions"]["call_volume_requester"], config, name=STREAM_NAME
         )
 
     def plan(self, needs_first_day: bool, state_cursor: Optional[Any]) -> Mapping[str, Any]:

@@ -109,3 +109,30 @@ def window_body(skip: int = 0, start: str = START, end: str = END, limit: int = 
 def window_request(**body: Any) -> HttpRequest:
     """The request for one page of one window."""
     return HttpRequest(url=URL, body=window_body(**body))
+
+
+# --- HttpMocker builders of the other WFM endpoints ---------------------------------------------------
+
+ACCOUNT_URL = f"https://platform.kore.ai/agentassist/api/public/analytics/account/{ACCOUNT_ID}"
+
+
+def endpoint_request(name: str, **query: Any) -> HttpRequest:
+    """A GET of `queues`, `agents` or `agentactivity`, with its query parameters."""
+    return HttpRequest(url=f"{ACCOUNT_URL}/{name}", query_params={key: str(value) for key, value in query.items()} or None)
+
+
+def array(items: Iterable[Mapping[str, Any]]) -> HttpResponse:
+    """A 200 whose body is a bare JSON array, as queues and agents answer."""
+    return HttpResponse(body=json.dumps(list(items)), status_code=200)
+
+
+def agent(index: int) -> dict:
+    return {"accountId": ACCOUNT_ID, "agentId": f"a-{index:04d}", "firstName": f"First{index}", "lastName": f"Last{index}"}
+
+
+def event(agent_index: int, event_time: str, activity: str = "ready", reason: str = "1") -> dict:
+    return {"AgentId": f"a-{agent_index:04d}", "EventTime": event_time, "Activity": activity, "ReasonCode": reason}
+
+
+def activity(events: Iterable[Mapping[str, Any]]) -> HttpResponse:
+    return HttpResponse(body=json.dumps({"accountId": ACCOUNT_ID, "AgentUpdates": list(events)}), status_code=200)
