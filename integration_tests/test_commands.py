@@ -151,16 +151,20 @@ def test_check_refuses_plain_http_to_a_remote_host_before_any_request(connector:
     assert simulator.requests == []
 
 
-def test_discover_declares_one_incremental_stream_keyed_by_id(connector: Connector, simulator: Simulator) -> None:
+def test_discover_declares_the_four_wfm_streams_with_their_keys_and_cursors(connector: Connector, simulator: Simulator) -> None:
     run = connector.run("discover", simulator.config())
 
     (catalog,) = run.of_type("CATALOG")
-    (stream,) = catalog["catalog"]["streams"]
-    assert stream["name"] == STREAM
-    assert stream["source_defined_primary_key"] == [["_id"]]
-    assert stream["source_defined_cursor"] is True
-    assert stream["default_cursor_field"] == ["intervalEndTimeStamp"]
-    assert set(stream["supported_sync_modes"]) == {"full_refresh", "incremental"}
-    schema = stream["json_schema"]["properties"]
+    streams = {stream["name"]: stream for stream in catalog["catalog"]["streams"]}
+    assert set(streams) == {"call_volume", "queues", "agents", "agent_activity"}
+    keys = {name: (stream["source_defined_primary_key"], stream.get("default_cursor_field"), set(stream["supported_sync_modes"])) for name, stream in streams.items()}
+    assert keys == {
+        "call_volume": ([["_id"]], ["intervalEndTimeStamp"], {"full_refresh", "incremental"}),
+        "queues": ([["collectionPointId"]], None, {"full_refresh"}),
+        "agents": ([["agentId"]], None, {"full_refresh"}),
+        "agent_activity": ([["AgentId"], ["EventTime"], ["Activity"], ["ReasonCode"]], ["EventTimeUtc"], {"full_refresh", "incremental"}),
+    }
+    schema = streams[STREAM]["json_schema"]["properties"]
     assert schema["offeredContacts"]["type"] == ["integer", "null"]
     assert "milliseconds" in schema["conversationHandleTime"]["description"]
+    assert "UTC" in streams["agent_activity"]["json_schema"]["properties"]["EventTimeUtc"]["description"]
