@@ -6,6 +6,8 @@ that never clears ends the sync once nothing has succeeded for the retry window:
 
 import json
 
+import requests
+
 import pytest
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
@@ -13,7 +15,10 @@ from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
 
-from source_callvolume.source import SourceCallvolume
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import CustomErrorHandler
+from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import ModelToComponentFactory
+
+from source_callvolume.source import SourceCallvolume, resolved_manifest
 from source_callvolume.components import now_utc
 from testkit import START, STREAM, config, page, record, window_request
 
@@ -115,3 +120,19 @@ def test_a_retry_after_given_as_an_http_date_is_waited_as_told(http_mocker: Http
 
     assert [m.record.data["_id"] for m in output.records] == [record(1)["_id"]]
     assert 6 <= max(waits) <= 8
+
+
+def test_a_refused_connection_names_host_until_kore_has_answered_then_it_is_retried() -> None:
+    # A wrong `host` fails at once; a refused connection in the middle of a sync is a blip, retried.
+    error_handler = ModelToComponentFactory().create_component(CustomErrorHandler, resolved_manifest()["definitions"]["error_handler"], config())
+    refused = requests.exceptions.ConnectionError("HTTPSConnectionPool: Max retries exceeded (Caused by NewConnectionError('refused'))")
+    good = requests.Response()
+    good.status_code, good._content = 200, json.dumps({"hasMore": False, "CallVolumeUpdate": [], "totalCount": 0}).encode()
+    good.request = requests.Request("POST", "https://platform.kore.ai/agentassist/api/public/analytics/account/a/callvolume").prepare()
+
+    before = error_handler.interpret_response(refused)
+    error_handler.interpret_response(good)
+    after = error_handler.interpret_response(refused)
+
+    assert before.failure_type == FailureType.config_error and "`host`" in before.error_message
+    assert after.failure_type == FailureType.transient_error and after.response_action.name == "RETRY"
