@@ -17,7 +17,7 @@ from typing import Any, List, Optional
 import pytest
 import yaml
 
-from integration_tests.conftest import Connector, Run, by_id
+from integration_tests.conftest import UNPACED, Connector, Run, by_id
 from simulator import Simulator
 from testkit import configured_catalog, stream_state
 
@@ -43,7 +43,7 @@ def _generic_read(workdir: Path, config: dict, *, injected: bool, sync_mode: str
         }
     else:
         arguments = ["--manifest-path", str(MANIFEST), "--components-path", str(COMPONENTS)]
-    files = {"config": config, "catalog": configured_catalog(sync_mode)}
+    files = {"config": {**config, "requests_per_minute": UNPACED}, "catalog": configured_catalog(sync_mode)}
     if state is not None:
         files["state"] = state
     for name, content in files.items():

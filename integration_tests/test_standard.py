@@ -29,7 +29,7 @@ def simulator_config() -> Iterator[None]:
     with Simulator(queues=3, days=2) as sim:
         for path in CONFIG_FILES:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(sim.config()))
+            path.write_text(json.dumps(sim.config(requests_per_minute=100000)))
         (SCENARIO_FILES / "configured_catalog.json").write_text(json.dumps(configured_catalog()))
         yield
 

@@ -1,4 +1,5 @@
-"""A real sync through PyAirbyte into DuckDB, then a per-queue summary and a chart of what is there.
+"""A real sync of the four WFM streams through PyAirbyte into DuckDB, then a per-queue summary, an agent-state view
+and a chart of what is there.
 
 Without `--config` it starts the bundled simulator (`python -m simulator`, in the connector's .venv) on
 127.0.0.1 and syncs from it; with `--config FILE` it syncs from the Kore.ai account that file describes.
@@ -7,7 +8,9 @@ to a DuckDB file: `.local/callvolume.duckdb` for the simulator, `.local/callvolu
 Kore.ai account, so that one's state never steers the other's sync. The cache keeps the stream's state, keyed
 by the source's name and not by its config, so the next run is incremental even against a new simulator on
 another port; `--fresh` deletes the file and reads everything again. A chart beside the file (same name,
-.png) shows offered and answered contacts per interval for the busiest queues over the last days synced.
+.png) shows offered and answered contacts per interval for the busiest queues over the last days synced, and the
+share of time the busiest agents spent in each activity (from agent_activity: an activity lasts until the
+agent's next event). Agents are shown by id only: their names are personal data.
 
 Runs in .venv-pyairbyte; called by `python3 dev.py sync`.
 """
@@ -49,6 +52,8 @@ CONNECTOR_VENV = ROOT / ".venv"
 CONNECTOR_EXECUTABLE = CONNECTOR_VENV / "bin" / "source-callvolume"
 SOURCE_NAME = "source-callvolume"
 STREAM = "call_volume"
+STREAMS = ["call_volume", "queues", "agents", "agent_activity"]
+BUSIEST_AGENTS = 5
 CURSOR_FIELD = "intervalEndTimeStamp"
 DEFAULT_LOOKBACK_MINUTES = 180  # the spec's default for lookback_minutes
 SIMULATOR_ARGUMENTS = ["--queues", "8", "--days", "14"]
@@ -97,23 +102,66 @@ def saved_cursor(cache: DuckDBCache) -> Optional[str]:
 def sync(config: dict[str, Any], cache: DuckDBCache) -> int:
     """Reads the stream into the cache (incrementally when the cache holds a state) and returns the rows read."""
     source = airbyte.get_source(
-        SOURCE_NAME, config=config, local_executable=CONNECTOR_EXECUTABLE, streams=[STREAM]
+        SOURCE_NAME, config=config, local_executable=CONNECTOR_EXECUTABLE, streams=STREAMS
     )
     result = source.read(cache=cache)
     return result.processed_records
 
 
-def table_name(cache: DuckDBCache) -> str:
-    return f"{cache.schema_name}.{cache.processor.get_sql_table_name(STREAM)}"
+def table_name(cache: DuckDBCache, stream: str = STREAM) -> str:
+    return f"{cache.schema_name}.{cache.processor.get_sql_table_name(stream)}"
+
+
+def table_exists(cache: DuckDBCache, stream: str) -> bool:
+    table = cache.processor.get_sql_table_name(stream)
+    return bool(
+        cache.run_sql_query(
+            f"SELECT 1 FROM information_schema.tables WHERE table_schema = '{cache.schema_name}' AND table_name = '{table}'"
+        )
+    )
+
+
+def agent_time_shares(cache: DuckDBCache) -> list[dict[str, Any]]:
+    """Hours per activity of the agents with the most events: an activity lasts until the agent's next event."""
+    if not table_exists(cache, "agent_activity"):
+        return []
+    return cache.run_sql_query(
+        f"""
+        WITH spans AS (
+            SELECT agentid, activity, CAST(eventtimeutc AS TIMESTAMP) AS started,
+                   lead(CAST(eventtimeutc AS TIMESTAMP)) OVER (PARTITION BY agentid ORDER BY CAST(eventtimeutc AS TIMESTAMP)) AS ended
+            FROM {table_name(cache, "agent_activity")}
+            WHERE eventtimeutc IS NOT NULL
+        ), busiest AS (
+            SELECT agentid FROM spans GROUP BY agentid ORDER BY count(*) DESC, agentid LIMIT {BUSIEST_AGENTS}
+        )
+        SELECT agentid AS agent, activity, round(sum(epoch(ended) - epoch(started)) / 3600.0, 1) AS hours
+        FROM spans WHERE ended IS NOT NULL AND agentid IN (SELECT agentid FROM busiest)
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """
+    )
+
+
+def print_agent_shares(shares: list[dict[str, Any]]) -> None:
+    activities = sorted({row["activity"] for row in shares})
+    print(f"\n{'agent':<16}" + "".join(f"{activity:>10}" for activity in activities) + "   (share of time)")
+    for agent in sorted({row["agent"] for row in shares}):
+        hours = {row["activity"]: row["hours"] for row in shares if row["agent"] == agent}
+        total = sum(hours.values()) or 1.0
+        print(f"{agent[:15]:<16}" + "".join(f"{100 * hours.get(activity, 0) / total:>9.0f}%" for activity in activities))
+
+
+def stream_counts(cache: DuckDBCache) -> dict[str, int]:
+    return {
+        stream: cache.run_sql_query(f"SELECT count(*) AS n FROM {table_name(cache, stream)}")[0]["n"]
+        for stream in STREAMS
+        if table_exists(cache, stream)
+    }
 
 
 def queue_summary(cache: DuckDBCache) -> list[dict[str, Any]]:
     """Rows, first and last interval, offered and answered per queue, busiest first; empty before any row."""
-    table = cache.processor.get_sql_table_name(STREAM)
-    existing = cache.run_sql_query(
-        f"SELECT 1 FROM information_schema.tables WHERE table_schema = '{cache.schema_name}' AND table_name = '{table}'"
-    )
-    if not existing:
+    if not table_exists(cache, STREAM):
         return []
     # PyAirbyte stores column names in lower case (intervalStartTimeStamp becomes intervalstarttimestamp).
     return cache.run_sql_query(
@@ -144,8 +192,9 @@ def print_summary(summary: list[dict[str, Any]]) -> None:
         )
 
 
-def draw_chart(cache: DuckDBCache, summary: list[dict[str, Any]], chart_file: Path) -> None:
-    """Offered and answered contacts per 15-minute interval, one panel per busiest queue, last days only."""
+def draw_chart(cache: DuckDBCache, summary: list[dict[str, Any]], shares: list[dict[str, Any]], chart_file: Path) -> None:
+    """Offered and answered contacts per 15-minute interval, one panel per busiest queue, last days only; then
+    the busiest agents' share of time per activity."""
     queues = [row["queue"] for row in summary[:BUSIEST_QUEUES_CHARTED]]
     rows = cache.run_sql_query(
         f"""
@@ -159,7 +208,8 @@ def draw_chart(cache: DuckDBCache, summary: list[dict[str, Any]], chart_file: Pa
         ORDER BY interval_start
         """
     )
-    figure, axes = plt.subplots(len(queues), 1, figsize=(14, 3.2 * len(queues)), sharex=True, squeeze=False)
+    panels = len(queues) + bool(shares)
+    figure, axes = plt.subplots(panels, 1, figsize=(14, 3.2 * panels), squeeze=False)
     for panel, queue in zip(axes[:, 0], queues):
         queue_rows = [row for row in rows if row["queue"] == queue]
         starts = [row["interval_start"] for row in queue_rows]
@@ -169,7 +219,20 @@ def draw_chart(cache: DuckDBCache, summary: list[dict[str, Any]], chart_file: Pa
         panel.set_ylabel("contacts / 15 min")
         panel.legend(loc="upper right")
         panel.grid(alpha=0.3)
-    figure.suptitle(f"Call volume of the {len(queues)} busiest queues, last {CHARTED_DAYS} days synced (UTC)")
+    if shares:
+        panel = axes[-1, 0]
+        agents = sorted({row["agent"] for row in shares})
+        left = [0.0] * len(agents)
+        for activity in sorted({row["activity"] for row in shares}):
+            hours = [next((row["hours"] for row in shares if row["agent"] == agent and row["activity"] == activity), 0.0) for agent in agents]
+            totals = [sum(row["hours"] for row in shares if row["agent"] == agent) or 1.0 for agent in agents]
+            widths = [100 * hour / total for hour, total in zip(hours, totals)]
+            panel.barh(agents, widths, left=left, label=activity)
+            left = [start + width for start, width in zip(left, widths)]
+        panel.set_xlabel("share of time (%)")
+        panel.set_title(f"Agent states of the {len(agents)} agents with the most events", loc="left")
+        panel.legend(loc="lower right", ncol=len(set(row["activity"] for row in shares)))
+    figure.suptitle(f"Call volume of the {len(queues)} busiest queues, last {CHARTED_DAYS} days synced (UTC); agent states")
     figure.tight_layout()
     figure.savefig(chart_file, dpi=100)
     plt.close(figure)
@@ -213,14 +276,18 @@ def main(argv: list[str]) -> int:
         return 1
 
     summary = queue_summary(cache)
+    counts = ", ".join(f"{stream} {count}" for stream, count in stream_counts(cache).items())
     print(
-        f"Read {rows_read} rows; the table holds {sum(row['rows'] for row in summary)} (merged on _id); "
-        f"cursor {cursor_before or '(none)'} -> {saved_cursor(cache)}."
+        f"Read {rows_read} rows; the tables hold {counts} (merged on their keys); "
+        f"call_volume cursor {cursor_before or '(none)'} -> {saved_cursor(cache)}."
     )
     print_summary(summary)
+    shares = agent_time_shares(cache)
+    if shares:
+        print_agent_shares(shares)
     if summary:
         chart_file = duckdb_file.with_suffix(".png")
-        draw_chart(cache, summary, chart_file)
+        draw_chart(cache, summary, shares, chart_file)
         print(f"Chart: {chart_file.relative_to(ROOT)}")
     return 0
 
