@@ -22,19 +22,32 @@ PRIMARY_KEY = "_id"
 # --- Catalogs -----------------------------------------------------------------------------------------
 
 
-def configured_catalog(sync_mode: str = "incremental") -> dict:
-    """The configured catalog of a sync of `call_volume`, as Airbyte hands it to the connector."""
-    return {
-        "streams": [
+#: Each stream's primary key and cursor (None: full refresh only), as the manifest declares them.
+STREAMS = {
+    "call_volume": ([["_id"]], "intervalEndTimeStamp"),
+    "queues": ([["collectionPointId"]], None),
+    "agents": ([["agentId"]], None),
+    "agent_activity": ([["AgentId"], ["EventTime"], ["Activity"], ["ReasonCode"]], "EventTimeUtc"),
+}
+
+
+def configured_catalog(sync_mode: str = "incremental", streams: Iterable[str] = (STREAM,)) -> dict:
+    """The configured catalog of a sync, as Airbyte hands it to the connector: `incremental` where a stream has a
+    cursor, full refresh where it has none."""
+    configured = []
+    for name in streams:
+        primary_key, cursor = STREAMS[name]
+        mode = sync_mode if cursor else "full_refresh"
+        configured.append(
             {
-                "stream": {"name": STREAM, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]},
-                "sync_mode": sync_mode,
-                "destination_sync_mode": "append_dedup" if sync_mode == "incremental" else "overwrite",
-                "primary_key": [[PRIMARY_KEY]],
-                "cursor_field": [CURSOR_FIELD],
+                "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"] if cursor else ["full_refresh"]},
+                "sync_mode": mode,
+                "destination_sync_mode": "append_dedup" if mode == "incremental" else "overwrite",
+                "primary_key": primary_key,
+                **({"cursor_field": [cursor]} if cursor else {}),
             }
-        ]
-    }
+        )
+    return {"streams": configured}
 
 
 def stream_state(cursor: str) -> List[dict]:
