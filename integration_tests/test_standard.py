@@ -17,7 +17,7 @@ from airbyte_cdk.test.standard_tests import SourceTestSuiteBase
 
 from simulator import Simulator
 from source_callvolume.source import SourceCallvolume
-from testkit import configured_catalog
+from testkit import STREAMS, configured_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_FILES = ROOT / ".local" / "standard-tests"
@@ -30,7 +30,7 @@ def simulator_config() -> Iterator[None]:
         for path in CONFIG_FILES:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(sim.config(requests_per_minute=100000)))
-        (SCENARIO_FILES / "configured_catalog.json").write_text(json.dumps(configured_catalog()))
+        (SCENARIO_FILES / "configured_catalog.json").write_text(json.dumps(configured_catalog(streams=STREAMS)))
         yield
 
 
