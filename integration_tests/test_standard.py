@@ -1,7 +1,7 @@
 """The CDK's standard source tests (airbyte_cdk.test.standard_tests), driven by acceptance-test-config.yml.
 
-They run in-process against the bundled simulator: this module starts it and writes the config the
-acceptance-test-config.yml entries point at. The image tests are left to tools/docker_smoke.py, which builds
+They run in-process against the bundled simulator, over all four streams: this module starts it and writes the
+config and the configured catalog the acceptance-test-config.yml entries point at. The image tests are left to tools/docker_smoke.py, which builds
 and runs the image with podman (there is no Docker engine on these machines).
 """
 
