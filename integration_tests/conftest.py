@@ -12,7 +12,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Sequence
 import pytest
 
 from simulator import Simulator
-from testkit import STREAM, configured_catalog as catalog
+from testkit import configured_catalog as catalog
 
 CONNECTOR = str(Path(sys.executable).with_name("source-callvolume"))
 RUN_TIMEOUT_SECONDS = 300

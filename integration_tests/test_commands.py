@@ -12,9 +12,10 @@ import time
 import jwt
 import pytest
 
-from integration_tests.conftest import STREAM, Connector
+from integration_tests.conftest import Connector
 from simulator import Simulator
 from source_callvolume.source import connection_specification
+from testkit import STREAM
 
 WRONG_SECRET = "not-the-secret-of-this-app-but-long-enough"
 
