@@ -223,7 +223,7 @@ def sign_token(app_id: str, secret: str, issued_at: Optional[int] = None) -> str
 
 
 class PermanentFaultError(AirbyteTracedException):
-    """No request has succeeded for the whole retry window: the sync stops rather than start window after window."""
+    """No request has succeeded for 15 minutes: the sync stops rather than start window after window."""
 
 
 @dataclass
@@ -245,7 +245,7 @@ class KoreAuthenticator(DeclarativeAuthenticator):
       its own retries; the message names the account's budget when the refusals were 429s.
     - It says, at most once a minute, how far the sync got (a budget-bound backfill takes hours).
 
-    With `client_id` and `client_secret` it signs a fresh token (unique `jti`) per attempt; with `token` it
+    With `client_id` and `client_secret` it signs a fresh token (unique `jti`) per attempt; with `token_value` it
     sends the pasted one as is.
     """
 
@@ -338,7 +338,7 @@ class _Progress:
             if now - self._last_said < PROGRESS_EVERY_SECONDS:
                 return
             self._last_said = now
-            message = f"Progress: {self._rows} rows read with {self._requests} requests ({self._refused} refused with 429)"
+            message = f"Progress of {endpoint(response)}: {self._rows} rows read with {self._requests} requests ({self._refused} refused with 429)"
             if self._reached is not None:
                 message += f"; windows read up to {format_utc(self._reached)}"
                 if self._first is not None and self._last > self._first:
