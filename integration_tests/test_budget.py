@@ -1,6 +1,6 @@
 """Pins the request budget through the installed command (issue 10): at most `requests_per_minute` requests in any
-minute, a 429 without Retry-After waits for the window and loses nothing, and windows sized from the account's
-density spend close to one request per full page.
+minute, with a progress line at least once a minute; a 429 without Retry-After waits for the window and loses
+nothing; and windows sized from the account's density spend close to one request per full page.
 
 The pacing tests run in real time (a minute and more), against the simulator's per-account rate limit.
 """
@@ -34,6 +34,9 @@ def test_requests_never_exceed_the_budget_in_any_minute(connector: Connector) ->
     assert len(received) > 30, "the read must need more than a minute's budget to test the pacing"
     assert _most_in_any_minute(received) <= 30
     assert received[-1] - received[0] >= 60
+    # A budget-bound read says how far it got, at least once a minute.
+    progress = [m["log"]["message"] for m in run.of_type("LOG") if m["log"]["message"].startswith("Progress of callvolume")]
+    assert progress and "rows read with" in progress[0] and "min left" in progress[0]
 
 
 def test_a_429_without_retry_after_waits_for_the_window_and_loses_nothing(connector: Connector) -> None:
