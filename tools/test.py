@@ -1,11 +1,15 @@
 """Runs every test: the pytest suites, then the connector image's smoke test (tools/docker_smoke.py).
 
 Unit tests, integration tests against the bundled simulator, and the CDK's standard tests run first; the image
-is then built with podman and `spec`, `check` and `read` run in it. The smoke test prints one `SKIPPED:` line
-and passes where containers cannot run, and is left out when SKIP_DOCKER_SMOKE is set (for quick local
-runs). Exits non-zero when either part fails.
+is then built with docker or podman and `spec`, `check` and `read` run in it. The smoke test prints one
+`SKIPPED:` line and passes where it cannot run (no working engine, no base image), and is left out when
+SKIP_DOCKER_SMOKE is set (for quick local runs); it installs nothing (docs/container-image.md). The run ends
+with one line, `N passed, N failed, N skipped`, counting pytest's outcomes and the smoke test as one more.
+Exits non-zero when either part fails.
 
-Called by `python3 dev.py test` and by `.ci/run`; extra arguments go to pytest.
+Called by `python3 dev.py test` and by `.ci/run`; extra arguments go to pytest. When they name test files or
+folders (`unit_tests/test_packaging.py`, `integration_tests/test_read.py::test_x`), pytest runs those alone
+instead of every suite; the smoke test runs all the same, unless SKIP_DOCKER_SMOKE is set.
 """
 
 import subprocess
@@ -33,7 +37,9 @@ class _Outcomes:
 
 def main(argv: list[str]) -> int:
     outcomes = _Outcomes()
-    pytest_status = int(pytest.main([*TEST_PATHS, "-q", "-p", "no:cacheprovider", *argv], plugins=[outcomes]))
+    names_tests = any(Path(argument.split("::")[0]).exists() for argument in argv if not argument.startswith("-"))
+    paths = [] if names_tests else TEST_PATHS
+    pytest_status = int(pytest.main([*paths, "-q", "-p", "no:cacheprovider", *argv], plugins=[outcomes]))
     sys.stdout.flush()
     # Run even after a pytest failure: one run then reports on both the code and the image.
     skipped = False
