@@ -1,5 +1,6 @@
 # The connector image, run by Airbyte as `<image> spec|check|discover|read ...`.
-# Only setup.py and the package are in the build context (see .dockerignore): no tests, simulator or benchmarks.
+# Only setup.py, constraints.txt and the package are in the build context (see .dockerignore): no tests,
+# simulator or benchmarks.
 FROM python:3.11-slim
 
 LABEL io.airbyte.name=airbyte/source-callvolume
@@ -10,9 +11,10 @@ LABEL io.airbyte.version=0.1.1
 ENV AIRBYTE_ENTRYPOINT="source-callvolume"
 
 WORKDIR /airbyte/integration_code
-COPY setup.py ./
+COPY setup.py constraints.txt ./
 COPY source_callvolume ./source_callvolume
-RUN pip install --no-cache-dir --disable-pip-version-check . \
+# The runtime dependencies only (no extras), at the versions constraints.txt pins, as in every .venv.
+RUN pip install --no-cache-dir --disable-pip-version-check --constraint constraints.txt . \
     && useradd --system --uid 1000 --create-home --home-dir /home/airbyte airbyte
 
 # The connector needs no privileges: it reads its config from a mounted file and makes HTTPS requests.

@@ -6,13 +6,17 @@
 - One version everywhere: setup.py's VERSION, metadata.yaml's dockerImageTag and the Dockerfile's
   io.airbyte.version label (and the image name agrees with the docker repository).
 - The Dockerfile runs the connector as a non-root user, sets AIRBYTE_ENTRYPOINT to the console script that
-  setup.py installs, and its build context holds only setup.py and the package.
+  setup.py installs, and its build context holds only setup.py, constraints.txt and the package.
+- One set of dependency versions: constraints.txt pins every dependency exactly (airbyte-cdk at the version
+  setup.py pins), each pin satisfies what setup.py asks for, and both dev.py and the Dockerfile install
+  under it (the image without extras).
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import runpy
 import shlex
 import uuid
 from pathlib import Path
@@ -20,9 +24,14 @@ from pathlib import Path
 import pytest
 import yaml
 from airbyte_cdk.models.connector_metadata import ConnectorLanguage, MetadataFile
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_SCRIPT = "source-callvolume"
+PROJECT = "source-callvolume"
+CDK_PIN = "airbyte-cdk==7.39.1"
 
 
 def setup_py_version() -> str:
@@ -31,6 +40,33 @@ def setup_py_version() -> str:
         if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == "VERSION" for target in node.targets):
             return ast.literal_eval(node.value)
     raise AssertionError("setup.py assigns no VERSION")
+
+
+def setup_py_keyword(keyword: str):
+    """A literal keyword argument of setup.py's setup() call, read without running it."""
+    for node in ast.walk(ast.parse((ROOT / "setup.py").read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup":
+            for argument in node.keywords:
+                if argument.arg == keyword:
+                    return ast.literal_eval(argument.value)
+    raise AssertionError(f"setup.py's setup() has no {keyword}=")
+
+
+def constraint_lines() -> list[str]:
+    return [
+        line.strip() for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def constraint_pins() -> dict[str, Version]:
+    """constraints.txt as {canonical name: pinned version}."""
+    pins = {}
+    for line in constraint_lines():
+        requirement = Requirement(line)
+        (specifier,) = requirement.specifier
+        pins[canonicalize_name(requirement.name)] = Version(specifier.version)
+    return pins
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -116,10 +152,68 @@ def test_dockerfile_installs_the_package_without_tests_or_pip_cache():
     assert "[tests]" not in runs
 
 
-def test_build_context_holds_only_setup_py_and_the_package():
+def test_dockerfile_installs_the_package_alone_under_the_constraints_file():
+    copies = [shlex.split(arguments) for keyword, arguments in dockerfile_instructions() if keyword == "COPY"]
+    assert any("constraints.txt" in copy[:-1] and copy[-1] in ("./", ".") for copy in copies), (
+        "the Dockerfile does not COPY constraints.txt into its working directory"
+    )
+    installs = [
+        shlex.split(arguments.split("&&")[0]) for keyword, arguments in dockerfile_instructions()
+        if keyword == "RUN" and "pip install" in arguments
+    ]
+    assert len(installs) == 1, "expected one `pip install` in the Dockerfile"
+    words = installs[0]
+    constraint_files = [
+        words[index + 1] for index, word in enumerate(words[:-1]) if word in ("--constraint", "-c")
+    ] + [word.split("=", 1)[1] for word in words if word.startswith("--constraint=")]
+    assert constraint_files == ["constraints.txt"], f"the image's pip install is not under constraints.txt: {words}"
+    assert words[-1] == ".", f"the image should install the package itself, without extras: {words}"
+
+
+def test_setup_py_and_constraints_pin_the_same_airbyte_cdk():
+    assert CDK_PIN in setup_py_keyword("install_requires")
+    assert CDK_PIN in constraint_lines()
+
+
+def test_constraints_pin_every_dependency_exactly_once_and_not_the_project():
+    lines = constraint_lines()
+    for line in lines:
+        requirement = Requirement(line)
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==" and not requirement.extras and requirement.marker is None, line
+    names = [canonicalize_name(Requirement(line).name) for line in lines]
+    assert len(names) == len(set(names)), "a package is pinned twice in constraints.txt"
+    assert canonicalize_name(PROJECT) not in names
+
+
+def test_every_requirement_of_setup_py_is_pinned_within_its_range():
+    pins = constraint_pins()
+    requirements = list(setup_py_keyword("install_requires"))
+    for extra in setup_py_keyword("extras_require").values():
+        requirements += extra
+    for line in requirements:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} (setup.py) is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {requirement.name}=={pins[name]}, outside setup.py's {line!r}"
+        )
+
+
+def test_dev_py_installs_every_environment_of_the_connector_under_the_constraints():
+    dev = runpy.run_path(str(ROOT / "dev.py"), run_name="dev_py")  # standard library only; main() not run
+    for environment in (dev["CONNECTOR"], dev["MUTATION"]):
+        arguments = list(environment.pip_install_arguments)
+        assert arguments[arguments.index("--constraint") + 1] == str(ROOT / "constraints.txt")
+        assert "constraints.txt" in environment.install_inputs, "a change of constraints.txt must reinstall"
+
+
+def test_build_context_holds_only_setup_py_constraints_and_the_package():
     patterns = [
         line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert patterns[0] == "*", "the .dockerignore should exclude everything, then let the package back in"
-    assert {pattern for pattern in patterns if pattern.startswith("!")} == {"!setup.py", "!source_callvolume/"}
+    assert {pattern for pattern in patterns if pattern.startswith("!")} == {
+        "!setup.py", "!constraints.txt", "!source_callvolume/",
+    }
