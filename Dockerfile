@@ -5,7 +5,7 @@ FROM python:3.11-slim
 
 LABEL io.airbyte.name=airbyte/source-callvolume
 # Must equal VERSION in setup.py and dockerImageTag in metadata.yaml (unit_tests/test_packaging.py checks it).
-LABEL io.airbyte.version=0.1.1
+LABEL io.airbyte.version=0.2.0
 
 # Airbyte's launcher reads AIRBYTE_ENTRYPOINT when it replaces the container's command with its own wrapper.
 ENV AIRBYTE_ENTRYPOINT="source-callvolume"

@@ -2,12 +2,12 @@
 
 from setuptools import find_packages, setup
 
-VERSION = "0.1.1"
+VERSION = "0.2.0"
 
 setup(
     name="source-callvolume",
     version=VERSION,
-    description="Airbyte source connector for Kore.ai AgentAssist call volume (15-minute queue intervals).",
+    description="Airbyte source connector for Kore.ai AgentAssist WFM Integration: call volume, queues, agents, agent activity.",
     author="source-callvolume developers",
     license="MIT",
     python_requires=">=3.11,<3.12",
