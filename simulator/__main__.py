@@ -1,4 +1,4 @@
-"""Run the call-volume simulator as a process: ``python -m simulator [options]``.
+"""Run the WFM API simulator (call volume, queues, agents, agent activity) as a process: ``python -m simulator``.
 
 Prints one JSON line ``{"url": ..., "config": ...}`` to stdout once it listens, so a benchmark or an
 end-to-end test can read where to connect, then serves until SIGTERM or SIGINT and exits 0.
@@ -16,6 +16,7 @@ import orjson
 
 from simulator.faults import FAIL_FOREVER_KINDS, REDIRECT_STATUSES
 from simulator.server import ORDERS, SEMANTICS, Faults, Simulator, parse_timestamp
+from simulator.wfm import ACTIVITY_ORDERS, QUEUE_DESCRIPTION_KEYS
 
 
 def _utc_datetime(text: str) -> datetime:
@@ -80,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     hostile.add_argument("--fail-forever-after", type=int, metavar="N",
                          help="after N successful answers, fail every request for good")
     hostile.add_argument("--fail-forever-kind", choices=FAIL_FOREVER_KINDS)
+    wfm = parser.add_argument_group("queues, agents and agent activity")
+    wfm.add_argument("--agents", type=int, metavar="N", help="agents in the account (default: 3 per queue)")
+    wfm.add_argument("--agents-page-cap", type=int, metavar="N",
+                     help="an agents page holds at most N agents, whatever limit asks")
+    wfm.add_argument("--ignore-offset", action="store_true", default=None,
+                     help="every agents page is the offset-0 page")
+    wfm.add_argument("--activity-answer-cap", type=int, metavar="N",
+                     help="an agent-activity answer silently holds only the earliest N events of its window")
+    wfm.add_argument("--activity-order", choices=ACTIVITY_ORDERS)
+    wfm.add_argument("--queue-description-key", choices=QUEUE_DESCRIPTION_KEYS,
+                     help="the queues' name key; mixed alternates description and Description")
     limit = parser.add_argument_group("rate limit (off by default; Kore.ai's cloud: 60)")
     limit.add_argument("--rate-limit-per-minute", type=int, metavar="N",
                        help="at most N requests per account per rolling 60 s, then 429")

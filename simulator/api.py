@@ -1,14 +1,17 @@
-"""The call-volume endpoint's formats, as Kore.ai's public reference describes them.
+"""The call-volume endpoint's formats, as Kore.ai's public reference describes them, and the routes of all four.
 
-The path and how an account id is read from it, the JSON request body and its validation (a `BadRequest`
-becomes a 400), the page body ``{"hasMore": bool, "CallVolumeUpdate": [...], "totalCount": int}``, and
-Kore.ai's error shape ``{"errors": [{"msg": "..."}]}``.
+The paths of the four WFM endpoints (``POST .../callvolume``; ``GET .../queues``, ``.../agents`` and
+``.../agentactivity``) and how an account id, an endpoint and the query parameters are read from a request
+line; the call-volume JSON request body and its validation (a `BadRequest` becomes a 400), the page body
+``{"hasMore": bool, "CallVolumeUpdate": [...], "totalCount": int}``, and Kore.ai's error shape
+``{"errors": [{"msg": "..."}]}``. The other three endpoints' formats live in `simulator.wfm`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -18,6 +21,11 @@ from simulator.transport import Reply
 CALLVOLUME_PATH = re.compile(r"/agentassist/api/public/analytics/account/([^/]+)/callvolume")
 # Any endpoint of one account (callvolume and the other WFM APIs): what the rate limit is keyed by.
 ACCOUNT_PATH = re.compile(r"/agentassist/api/public/analytics/account/([^/]+)(?:/.*)?")
+ENDPOINT_PATH = re.compile(
+    r"/agentassist/api/public/analytics/account/([^/]+)/(callvolume|queues|agents|agentactivity)"
+)
+# The one method each endpoint answers; any other is a 404, like an unknown path.
+ENDPOINT_METHODS = {"callvolume": "POST", "queues": "GET", "agents": "GET", "agentactivity": "GET"}
 MAX_LIMIT = 10_000
 
 
@@ -38,6 +46,18 @@ class Query:
 def account_in_path(path: str) -> str | None:
     match = ACCOUNT_PATH.fullmatch(path)
     return match.group(1) if match else None
+
+
+def endpoint_in_path(path: str) -> str | None:
+    """ "callvolume", "queues", "agents" or "agentactivity" when `path` is one of the four, else None."""
+    match = ENDPOINT_PATH.fullmatch(path)
+    return match.group(2) if match else None
+
+
+def split_target(raw_path: str) -> tuple[str, dict[str, list[str]]]:
+    """The path and the query parameters (percent-decoded, ``+`` read as a space, blank values kept)."""
+    path, _, query = raw_path.partition("?")
+    return path, parse_qs(query, keep_blank_values=True)
 
 
 def parse_query(body: dict | None, org_id: str, default_limit: int) -> Query:

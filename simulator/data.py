@@ -210,6 +210,11 @@ class AccountData:
 
     # ----- reading ---------------------------------------------------------------------------------
 
+    @property
+    def queues(self) -> list[Queue]:
+        """The account's queues, in id order (rows inserted mid-paging use queues of their own, not listed)."""
+        return list(self._queues)
+
     def window(self, from_s: float | None, to_s: float) -> list[Row]:
         """Published rows matching the filter, in the server's order (cached: clients page the same window)."""
         key = (from_s, to_s)

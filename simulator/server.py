@@ -1,10 +1,17 @@
-"""In-process test double of the Kore.ai AgentAssist call-volume API: the `Simulator`.
+"""In-process test double of Kore.ai's AgentAssist WFM APIs: the `Simulator`.
 
 `Simulator` serves ``POST /agentassist/api/public/analytics/account/{accountId}/callvolume`` on
 127.0.0.1 from deterministic synthetic data and lets a test choose every behaviour Kore.ai's public
 reference leaves open: which timestamp the time filter applies to, the largest page honoured, sort
 order, late publication, revisions, rows inserted or removed while a client pages, JTI enforcement,
 injected faults, and Kore.ai's documented rate limit (60 requests per account per rolling minute).
+
+From the same account it serves the other three WFM endpoints, ``GET .../queues``, ``GET .../agents``
+(``offset``/``limit``) and ``GET .../agentactivity`` (``fromTimeStamp``/``toTimeStamp``), described in
+`simulator.wfm`, with their own knobs: the agents' page cap and an ignored offset, the activity answer's
+cap and order, the queues' description key, and activity held back and released later. Authentication,
+scope, the account check, latency, the rate limit, the request log, `Faults` and `fail_next` apply to all
+four endpoints alike; the hostile modes below are the call-volume endpoint's only.
 
 It can also be hostile, for a client that must trust no answer; every such mode is off by default and
 can be set at construction or on a running simulator: skip ignored, hasMore that never turns false,
@@ -13,10 +20,10 @@ an empty first-day answer that claims more rows, answers dripped one byte at a t
 fails for good after N answers.
 
 This module decides what each request is answered; the parts it composes each model one concern:
-`simulator.data` (the rows), `simulator.api` (request and answer formats), `simulator.auth` (JWT and
-JTI), `simulator.budget` (the rate limit), `simulator.faults` (faults and hostile answers),
-`simulator.transport` (the HTTP server and how a reply is written) and `simulator.neighbour` (a second
-client of the same account).
+`simulator.data` (the rows), `simulator.wfm` (queues, agents and agent activity), `simulator.api` (routes,
+request and answer formats), `simulator.auth` (JWT and JTI), `simulator.budget` (the rate limit),
+`simulator.faults` (faults and hostile answers), `simulator.transport` (the HTTP server and how a reply is
+written) and `simulator.neighbour` (a second client of the same account).
 """
 
 from __future__ import annotations
@@ -25,18 +32,23 @@ import math
 import threading
 import time
 from datetime import datetime, timezone
+from functools import partial
+from typing import Callable
 
 import orjson
 
 from simulator.api import (
     CALLVOLUME_PATH,
+    ENDPOINT_METHODS,
     MAX_LIMIT,
     BadRequest,
     Query,
     account_in_path,
+    endpoint_in_path,
     error_reply,
     page_body,
     parse_query,
+    split_target,
 )
 from simulator.auth import (
     INVALID_TOKEN,
@@ -75,16 +87,27 @@ from simulator.faults import (
 )
 from simulator.neighbour import Neighbour
 from simulator.transport import Reply, Request, SimulatorHTTPServer
+from simulator.wfm import (
+    ACTIVITY_ORDERS,
+    QUEUE_DESCRIPTION_KEYS,
+    WfmData,
+    format_event_time,
+    parse_activity_query,
+    parse_agents_query,
+    parse_event_time,
+)
 
 __all__ = [
-    "CALLVOLUME_PATH", "DAY_SECONDS", "FAIL_FOREVER_KINDS", "INTERVAL_SECONDS", "INVALID_TOKEN",
-    "MAX_JTI_TOKEN_LIFETIME_SECONDS", "MAX_LIMIT", "ORDERS", "RATE_LIMIT_MESSAGE", "REDIRECT_STATUSES",
-    "SEMANTICS", "TOKEN_LIFETIME_SECONDS", "Faults", "Simulator", "format_timestamp", "parse_timestamp",
+    "ACTIVITY_ORDERS", "CALLVOLUME_PATH", "DAY_SECONDS", "FAIL_FOREVER_KINDS", "INTERVAL_SECONDS", "INVALID_TOKEN",
+    "MAX_JTI_TOKEN_LIFETIME_SECONDS", "MAX_LIMIT", "ORDERS", "QUEUE_DESCRIPTION_KEYS", "RATE_LIMIT_MESSAGE",
+    "REDIRECT_STATUSES", "SEMANTICS", "TOKEN_LIFETIME_SECONDS", "Faults", "Simulator", "format_event_time",
+    "format_timestamp", "parse_event_time", "parse_timestamp",
 ]
 
 
 class Simulator:
-    """A call-volume API server on 127.0.0.1 with deterministic data and test controls."""
+    """A WFM API server (call volume, queues, agents, agent activity) on 127.0.0.1 with deterministic data
+    and test controls."""
 
     def __init__(
         self,
@@ -124,6 +147,13 @@ class Simulator:
         rate_limit_per_minute: int | None = None,
         rate_limit_retry_after: int | str | None = None,
         count_refused: bool = True,
+        # The other WFM endpoints (see simulator.wfm).
+        agents: int | None = None,
+        agents_page_cap: int | None = None,
+        ignore_offset: bool = False,
+        activity_answer_cap: int | None = None,
+        activity_order: str = "asc",
+        queue_description_key: str = "description",
     ):
         if page_cap is not None and page_cap < 1:
             raise ValueError("page_cap must be at least 1")
@@ -143,6 +173,13 @@ class Simulator:
             account_id=account_id, org_id=org_id, queues=queues, days=days, data_start=data_start,
             horizon=horizon, semantics=semantics, order=order, seed=seed, now=time.time(),
         )
+        # Reads the queues, data_start and horizon of the same account: every endpoint agrees.
+        self._wfm = WfmData(self._data, account_id=account_id, seed=seed, agents=agents)
+        self.agents_page_cap = agents_page_cap
+        self.ignore_offset = ignore_offset
+        self.activity_answer_cap = activity_answer_cap
+        self.activity_order = activity_order
+        self.queue_description_key = queue_description_key
         self._jtis = JtiRegistry()
         self._faults = ForcedAndRandomFaults(faults, seed)
         self._budget = RateLimit(rate_limit_per_minute, rate_limit_retry_after, count_refused)
@@ -268,13 +305,16 @@ class Simulator:
     def requests(self) -> list[dict]:
         """One dict per request received, in arrival order:
 
-        method, path (without query string), account_id (from the path, or None), body (parsed JSON, or
-        None), auth (the ``auth`` header's value, or None), has_auth (bool), claims (the token's payload,
-        unverified, or None), content_type and user_agent (header values, or None), headers (every header,
-        names in lower case), received_at (time.monotonic() once the request was read), status (0: reset
-        or hang), rate_limited (answered 429 by the rate limit), answer (what produced the reply: "page",
-        "contradictory_probe", "error", "rate_limited", "redirect", "echo_auth", "fault",
-        "fail_forever") and dripped (written one byte at a time).
+        method, path (without query string), query (the query parameters, percent-decoded: name -> value,
+        or -> list of values when a name is repeated; {} without any), endpoint ("callvolume", "queues",
+        "agents" or "agentactivity", read from the path whatever the method; None for any other path),
+        account_id (from the path, or None), body (parsed JSON, or None), auth (the ``auth`` header's value,
+        or None), has_auth (bool), claims (the token's payload, unverified, or None), content_type and
+        user_agent (header values, or None), headers (every header, names in lower case), received_at
+        (time.monotonic() once the request was read), status (0: reset or hang), rate_limited (answered 429
+        by the rate limit), answer (what produced the reply: "page" (any endpoint's data),
+        "contradictory_probe", "error", "rate_limited", "redirect", "echo_auth", "fault", "fail_forever")
+        and dripped (written one byte at a time).
         """
         with self._log_lock:
             return list(self._request_log)
@@ -323,6 +363,94 @@ class Simulator:
     def remove_during_paging(self, count: int, after_requests: int = 1) -> None:
         """Like insert_during_paging, but delete up to `count` rows already served (later rows shift left)."""
         self._data.arm_mutation("remove", count, after_requests)
+
+    # ----- queues, agents and agent activity -------------------------------------------------------
+    # ignore_offset (every agents page is the offset-0 page) is a plain attribute; the settings below are
+    # checked when set. Every one of them can be changed on a running simulator.
+
+    def queues(self) -> list[dict]:
+        """The queues as ``GET .../queues`` serves them now (with the current description key)."""
+        return self._wfm.queue_records(self._queue_description_key)
+
+    def agents(self) -> list[dict]:
+        """Every agent, as ``GET .../agents`` serves them, in the server's order (all pages together)."""
+        return self._wfm.agent_records()
+
+    @property
+    def agent_count(self) -> int:
+        return self._wfm.agent_count
+
+    def activity(self, from_ts: datetime | str | None = None, to_ts: datetime | str | None = None) -> list[dict]:
+        """Agent activity published now with from <= EventTime <= to (None: unbounded), as served: the same
+        dicts in the server's order (activity_order), held-back events left out, activity_answer_cap NOT applied.
+
+        `simulator.parse_event_time` turns an EventTime into a UTC datetime.
+        """
+        from_s = None if from_ts is None else epoch(from_ts)
+        to_s = None if to_ts is None else epoch(to_ts)
+        events = [orjson.loads(event.payload) for event in self._wfm.events(from_s, to_s)]
+        return events[::-1] if self._activity_order == "desc" else events
+
+    def hold_back_activity(self, last: int | None = None, *, keys=None, agent_id: str | None = None) -> list[tuple]:
+        """Hide agent-activity events from every answer until released, as if they arrived late.
+
+        Either the `last` latest events published now (only those of `agent_id`, if given) or the events
+        with these `keys`. Returns their keys, (AgentId, EventTime, Activity, ReasonCode), oldest first.
+        """
+        return self._wfm.hold_back(last, keys, agent_id)
+
+    def release_activity(self, keys=None) -> list[tuple]:
+        """Publish held-back events again (these `keys`, or all of them); returns the keys released, oldest first."""
+        return self._wfm.release(keys)
+
+    @property
+    def held_activity(self) -> list[tuple]:
+        """Keys of the events held back now, oldest first."""
+        return self._wfm.held
+
+    @property
+    def activity_answer_cap(self) -> int | None:
+        """None, or N: an activity answer silently holds only the earliest N events of its window."""
+        return self._activity_answer_cap
+
+    @activity_answer_cap.setter
+    def activity_answer_cap(self, cap: int | None) -> None:
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+            raise ValueError("activity_answer_cap must be None or a positive integer")
+        self._activity_answer_cap = cap
+
+    @property
+    def activity_order(self) -> str:
+        """"asc" (by EventTime, then AgentId) or "desc" (that order reversed)."""
+        return self._activity_order
+
+    @activity_order.setter
+    def activity_order(self, order: str) -> None:
+        if order not in ACTIVITY_ORDERS:
+            raise ValueError(f"activity_order must be one of {ACTIVITY_ORDERS}")
+        self._activity_order = order
+
+    @property
+    def agents_page_cap(self) -> int | None:
+        """None, or N: an agents page holds at most N agents, whatever `limit` asks."""
+        return self._agents_page_cap
+
+    @agents_page_cap.setter
+    def agents_page_cap(self, cap: int | None) -> None:
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+            raise ValueError("agents_page_cap must be None or a positive integer")
+        self._agents_page_cap = cap
+
+    @property
+    def queue_description_key(self) -> str:
+        """"description", "Description", or "mixed" (alternating, the first queue's lower case)."""
+        return self._queue_description_key
+
+    @queue_description_key.setter
+    def queue_description_key(self, key: str) -> None:
+        if key not in QUEUE_DESCRIPTION_KEYS:
+            raise ValueError(f"queue_description_key must be one of {QUEUE_DESCRIPTION_KEYS}")
+        self._queue_description_key = key
 
     # ----- hostile modes ---------------------------------------------------------------------------
     # ignore_skip, endless_has_more, omit_has_more, omit_total_count and echo_auth_400 are plain
@@ -486,16 +614,16 @@ class Simulator:
         """Answer one request and log it. What decides the answer, first match wins:
 
         1. the rate limit (any path naming an account, every request counted) -> 429;
-        2. anything but POST to the call-volume path -> 404;
-        3. redirect -> 3xx, then echo_auth_400 -> 400 (both before the token is checked);
-        4. token (401), scope (403), account (404), body (400);
-        5. fail-forever once tripped, then a forced or random fault;
-        6. the contradictory probe (no fromTimeStamp), else the page.
+        2. anything but POST to the call-volume path or GET to queues, agents or agentactivity -> 404;
+        3. call volume only: redirect -> 3xx, then echo_auth_400 -> 400 (both before the token is checked);
+        4. token (401), scope (403), account (404), body or query parameters (400);
+        5. call volume only: fail-forever once tripped; then, every endpoint, a forced or random fault;
+        6. call volume only: the contradictory probe (no fromTimeStamp); else the answer.
         Any call-volume answer that is written (not reset or hung) may then be dripped.
         """
         if self.latency:
             time.sleep(self.latency)
-        path = request.raw_path.split("?", 1)[0]
+        path, params = split_target(request.raw_path)
         auth = request.headers.get("auth")
         body = None
         if request.body:
@@ -504,20 +632,25 @@ class Simulator:
             except orjson.JSONDecodeError:
                 body = None
         account = account_in_path(path)
-        endpoint = CALLVOLUME_PATH.fullmatch(path) if request.method == "POST" else None
+        endpoint = endpoint_in_path(path)
+        served = endpoint is not None and request.method == ENDPOINT_METHODS[endpoint]
         verdict = self._budget.admit(account) if account is not None else None
         if verdict is not None and not verdict.admitted:
             headers = () if verdict.retry_after is None else (("Retry-After", str(verdict.retry_after)),)
             reply, answer = error_reply(429, RATE_LIMIT_MESSAGE, headers), "rate_limited"
-        elif endpoint is None:
+        elif not served:
             reply, answer = error_reply(404, "Not Found"), "error"
+        elif endpoint == "callvolume":
+            reply, answer = self._answer_callvolume(account, auth, body if isinstance(body, dict) else None)
         else:
-            reply, answer = self._answer_callvolume(endpoint.group(1), auth, body if isinstance(body, dict) else None)
-        if endpoint is not None and reply.action is None:
+            reply, answer = self._answer_wfm(endpoint, account, auth, params)
+        if served and endpoint == "callvolume" and reply.action is None:
             reply.drip_seconds = self._drip.take()
         entry = {
             "method": request.method,
             "path": path,
+            "query": {name: values[0] if len(values) == 1 else values for name, values in params.items()},
+            "endpoint": endpoint,
             "account_id": account,
             "body": body,
             "auth": auth,
@@ -536,12 +669,8 @@ class Simulator:
             self._request_log.append(entry)
         return reply
 
-    def _answer_callvolume(self, account: str, auth: str | None, body: dict | None) -> tuple[Reply, str]:
-        # A redirecting or token-echoing front answers before anything checks the token.
-        if self._redirect is not None:
-            return redirect_reply(*self._redirect), "redirect"
-        if self.echo_auth_400:
-            return echo_auth_reply(auth), "echo_auth"
+    def _refusal(self, account: str, auth: str | None) -> tuple[Reply, str] | None:
+        """The 401, 403 or 404 every endpoint answers a bad token, a missing scope or another account."""
         problem = authentication_problem(
             auth, client_id=self.client_id, client_secret=self.client_secret,
             jtis=self._jtis if self.enforce_jti else None,
@@ -552,6 +681,17 @@ class Simulator:
             return error_reply(403, "Scope WFM Integration not granted"), "error"
         if account != self.account_id:
             return error_reply(404, "Account not found"), "error"
+        return None
+
+    def _answer_callvolume(self, account: str, auth: str | None, body: dict | None) -> tuple[Reply, str]:
+        # A redirecting or token-echoing front answers before anything checks the token.
+        if self._redirect is not None:
+            return redirect_reply(*self._redirect), "redirect"
+        if self.echo_auth_400:
+            return echo_auth_reply(auth), "echo_auth"
+        refusal = self._refusal(account, auth)
+        if refusal is not None:
+            return refusal
         try:
             query = parse_query(body, self.org_id, self.default_limit)
         except BadRequest as problem:
@@ -568,6 +708,37 @@ class Simulator:
         if query.from_s is None and self._probe.take():
             return Reply(200, self._contradictory_probe_page(query)), "contradictory_probe"
         return Reply(200, self._serve_page(query, page_delivered=True)), "page"
+
+    def _answer_wfm(self, endpoint: str, account: str, auth: str | None, params: dict) -> tuple[Reply, str]:
+        """Queues, agents or agent activity: the shared refusals, the query's 400, a fault, else the answer."""
+        refusal = self._refusal(account, auth)
+        if refusal is not None:
+            return refusal
+        try:
+            answer = self._wfm_answer(endpoint, params)
+        except BadRequest as problem:
+            return error_reply(400, str(problem)), "error"
+        fault = self._faults.draw()
+        if fault is not None and fault.kind == "truncated":
+            full = answer()
+            return Reply(200, full[: len(full) // 2]), "fault"
+        if fault is not None:
+            return fault_reply(fault), "fault"
+        return Reply(200, answer()), "page"
+
+    def _wfm_answer(self, endpoint: str, params: dict) -> Callable[[], bytes]:
+        """What answers a valid request, written only once no fault is drawn; BadRequest for a bad query."""
+        if endpoint == "agents":
+            offset, limit = parse_agents_query(params)
+            if self._agents_page_cap is not None:
+                limit = min(limit, self._agents_page_cap)
+            return partial(self._wfm.agents_page, 0 if self.ignore_offset else offset, limit)
+        if endpoint == "agentactivity":
+            from_s, to_s = parse_activity_query(params)
+            return lambda: self._wfm.activity_body(
+                self._wfm.events(from_s, to_s), self._activity_order, self._activity_answer_cap
+            )
+        return lambda: orjson.dumps(self._wfm.queue_records(self._queue_description_key))
 
     def _contradictory_probe_page(self, query: Query) -> bytes:
         """No rows, yet more to come and a positive total: the answer contradicts itself."""

@@ -590,6 +590,7 @@ def test_requests_refused_for_auth_or_sent_to_other_endpoints_spend_the_budget_t
     sim, _ = limited(rate_limit_per_minute=3)
     with sim:
         assert post(sim, morning(sim), token="not-a-jwt").status_code == 401
+        # POST: the agents endpoint answers GET only, so this is a 404 (the budget is spent all the same).
         agents = requests.post(
             sim.url + f"/agentassist/api/public/analytics/account/{sim.account_id}/agents", json={}, timeout=5
         )
