@@ -58,8 +58,9 @@ def test_pages_without_has_more_are_read_on_by_total_count(connector: Connector)
 
 def test_a_row_from_decades_ahead_fails_the_sync_and_never_moves_the_state(connector: Connector) -> None:
     # Regression: the state jumped to 2070 and every later sync read nothing, exit 0.
+    # window_hours set: the simulator puts the row in the first page it serves, which must be a window's.
     with Simulator(queues=2, days=2, future_row=True) as sim:
-        run = connector.read(sim.config(num_workers=1))
+        run = connector.read(sim.config(num_workers=1, window_hours=24))
         future_id = sim.future_row_id
 
     assert _failed_loudly(run) and future_id in _messages(run)
