@@ -245,7 +245,7 @@ class Simulator:
     def url(self) -> str | None:
         if self._server is None:
             return None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"  # ignore-https-check: loopback only, no TLS
 
     # ----- helpers for tests -----------------------------------------------------------------------
 
