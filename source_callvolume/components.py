@@ -577,8 +577,11 @@ class WfmRecordExtractor(RecordExtractor):
             yield from records
             return
         latest = end.add(seconds=round(_WINDOW_SLACK_MINUTES[name] * 60))
+        # The bounds in the API's fixed-width form, once a page: for a value of that form, comparing the text
+        # compares the times, so most rows need no parsing.
+        bounds = (format_api(start) if start is not None else "", format_api(latest))
         for index, record in enumerate(records):
-            moment = self._time_of(name, record, start, latest)
+            moment = self._time_of(name, record, bounds)
             if moment is not None and ((start is not None and moment < start) or moment > latest):
                 yield from records[:index]
                 raise UntrustworthyAnswerError(
@@ -610,17 +613,15 @@ class WfmRecordExtractor(RecordExtractor):
         return fresh
 
     @staticmethod
-    def _time_of(name: str, record: Any, start: Optional[pendulum.DateTime], latest: pendulum.DateTime) -> Optional[pendulum.DateTime]:
+    def _time_of(name: str, record: Any, bounds: Tuple[str, str]) -> Optional[pendulum.DateTime]:
         """The record's time, or None when it cannot be read or (the fast path) plainly lies in the window."""
         if not isinstance(record, Mapping):
             return None
         if name == "agentactivity":
             return parse_event_time(record.get("EventTime"))
         interval_end = record.get(CURSOR_FIELD)
-        if isinstance(interval_end, str) and len(interval_end) == 24:
-            # Both in the API's fixed-width form: comparing the text compares the times, without parsing each row.
-            if (format_api(start) if start is not None else "") <= interval_end <= format_api(latest):
-                return None
+        if isinstance(interval_end, str) and len(interval_end) == len(bounds[1]) and bounds[0] <= interval_end <= bounds[1]:
+            return None
         return parse_utc(interval_end)
 
 
