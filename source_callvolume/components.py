@@ -424,7 +424,26 @@ _DEADLINES = _Deadlines()
 
 
 @dataclass
-class HasMoreOffsetPagination(PaginationStrategy):
+class _PagesOfASize(PaginationStrategy):
+    """What the two offset paginations share: the page size asked for, and no token before the first page."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    page_size: Union[InterpolatedString, str, int]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._page_size = int(InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config))
+
+    @property
+    def initial_token(self) -> Optional[Any]:
+        return None
+
+    def get_page_size(self) -> Optional[int]:
+        return self._page_size
+
+
+@dataclass
+class HasMoreOffsetPagination(_PagesOfASize):
     """Offset paging that follows `hasMore`, checks every answer before it moves the offset, and re-reads a
     window whose rows moved while it was paged.
 
@@ -445,20 +464,9 @@ class HasMoreOffsetPagination(PaginationStrategy):
     at once, so it keeps no state of its own.
     """
 
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-    page_size: Union[InterpolatedString, str, int]
-
     MAX_WINDOW_RESTARTS = 5
     #: Without `totalCount` nothing bounds a window's pages; this does, far above any real window.
     MAX_PAGES_WITHOUT_TOTAL = 1000
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._page_size = int(InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config))
-
-    @property
-    def initial_token(self) -> Optional[Any]:
-        return None
 
     def next_page_token(
         self,
@@ -523,9 +531,6 @@ class HasMoreOffsetPagination(PaginationStrategy):
         if total is None and pages >= self.MAX_PAGES_WITHOUT_TOTAL:
             return f"hasMore is still true after {pages} pages, and it sends no totalCount to bound them."
         return None
-
-    def get_page_size(self) -> Optional[int]:
-        return self._page_size
 
 
 # --- Records ------------------------------------------------------------------------------------------
@@ -657,7 +662,7 @@ class NormalizeEventTime(RecordTransformation):
 
 
 @dataclass
-class OffsetUntilEmptyPage(PaginationStrategy):
+class OffsetUntilEmptyPage(_PagesOfASize):
     """`offset`/`limit` paging that ends on an empty page, and fails on a page it has already received.
 
     Why not `OffsetIncrement`: it ends on the first page shorter than `limit`, but the agents API documents no
@@ -666,19 +671,9 @@ class OffsetUntilEmptyPage(PaginationStrategy):
     paging forever, as does a number of pages no account could have.
     """
 
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-    page_size: Union[InterpolatedString, str, int]
     id_field: str = "agentId"
 
     MAX_PAGES = 10000
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._page_size = int(InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config))
-
-    @property
-    def initial_token(self) -> Optional[Any]:
-        return None
 
     def next_page_token(
         self,
@@ -704,9 +699,6 @@ class OffsetUntilEmptyPage(PaginationStrategy):
         if pages >= self.MAX_PAGES:
             raise UntrustworthyAnswerError(f"Kore.ai's {endpoint(response)} pages did not end after {pages} pages; the stream stops.")
         return {"offset": offset + len(rows), "seen": seen | ids, "pages": pages}
-
-    def get_page_size(self) -> Optional[int]:
-        return self._page_size
 
 
 EventKey = Tuple[Any, Any, Any, Any]
