@@ -33,22 +33,15 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import orjson
+import pendulum
 
 from simulator import Simulator
+from simulator.__main__ import retry_after_argument
 from simulator.neighbour import USER_AGENT as NEIGHBOUR_USER_AGENT
+from source_callvolume.components import format_utc
 
 DATA_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 IDS_COMMAND = "ids "
-
-
-def _retry_after(text: str) -> int | str:
-    if text == "exact":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a whole number of seconds, or exact") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds the server waits before each answer")
     parser.add_argument("--rate-limit-per-minute", type=int, metavar="N",
                         help="at most N requests per account per rolling 60 s, then 429 (default: no limit)")
-    parser.add_argument("--rate-limit-retry-after", type=_retry_after, metavar="SECONDS|exact",
+    parser.add_argument("--rate-limit-retry-after", type=retry_after_argument, metavar="SECONDS|exact",
                         help="send Retry-After on the limit's 429s (default: none, as Kore.ai documents)")
     parser.add_argument("--neighbour-every", type=float, metavar="SECONDS",
                         help="a second client of the account (the WFM tool) polls this often while the server runs")
@@ -105,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     simulator.start()
     neighbour = simulator.neighbour(every=args.neighbour_every).start() if args.neighbour_every else None
-    config = simulator.config(end_date=horizon.strftime(TIMESTAMP_FORMAT))
+    config = simulator.config(end_date=format_utc(pendulum.instance(horizon)))
     sys.stdout.write(orjson.dumps({"url": simulator.url, "config": config}).decode() + "\n")
     sys.stdout.flush()
     try:

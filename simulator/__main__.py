@@ -26,7 +26,8 @@ def _utc_datetime(text: str) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
-def _retry_after(text: str) -> int | str:
+def retry_after_argument(text: str) -> int | str:
+    """`--rate-limit-retry-after`: a whole number of seconds, or `exact`."""
     if text == "exact":
         return text
     try:
@@ -95,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     limit = parser.add_argument_group("rate limit (off by default; Kore.ai's cloud: 60)")
     limit.add_argument("--rate-limit-per-minute", type=int, metavar="N",
                        help="at most N requests per account per rolling 60 s, then 429")
-    limit.add_argument("--rate-limit-retry-after", type=_retry_after, metavar="SECONDS|exact",
+    limit.add_argument("--rate-limit-retry-after", type=retry_after_argument, metavar="SECONDS|exact",
                        help="send Retry-After on 429s: a fixed value, or exact seconds until a slot frees")
     limit.add_argument("--no-count-refused", dest="count_refused", action="store_false", default=None,
                        help="429s do not count toward the window (by default they do)")

@@ -129,6 +129,11 @@ _PAYLOAD_ATTRIBUTE = "_callvolume_payload"
 _NOT_PARSED = object()
 
 
+def is_count(value: Any) -> bool:
+    """Whether an answer's field is a whole number (JSON's `true` is an int to Python, and is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def endpoint(response: requests.Response) -> str:
     """The WFM endpoint a response answers: the last segment of its request's path (`callvolume`, `agents` ...)."""
     url = response.request.url if response.request is not None else response.url
@@ -487,7 +492,7 @@ class HasMoreOffsetPagination(_PagesOfASize):
         has_more = page.get(HAS_MORE_FIELD)
         has_more = has_more if isinstance(has_more, bool) else None
         total = page.get(TOTAL_COUNT_FIELD)
-        total = total if isinstance(total, int) and not isinstance(total, bool) else None
+        total = total if is_count(total) else None
         window = describe_window(response)
 
         if first_total is not None and total is not None and total != first_total:

@@ -39,6 +39,7 @@ from source_callvolume.components import (
     TOTAL_COUNT_FIELD,
     floor_to_interval,
     format_utc,
+    is_count,
     now_utc,
     parse_utc,
     parsed_page,
@@ -158,7 +159,7 @@ class _Planner:
                 self._learn(rows, total, has_more)
                 starts = [parse_utc(row.get("intervalStartTimeStamp")) for row in rows if isinstance(row, Mapping)]
                 return min((start for start in starts if start is not None), default=moment.subtract(days=1))
-            if not (has_more is True or (_is_count(total) and total > 0)):
+            if not (has_more is True or (is_count(total) and total > 0)):
                 return None
         raise AirbyteTracedException(
             message=(
@@ -170,9 +171,9 @@ class _Planner:
         )
 
     def _learn(self, rows: List[Any], total: Any, has_more: Any) -> None:
-        if self._total is None and _is_count(total):
+        if self._total is None and is_count(total):
             self._total = total
-        if self._cap is None and (has_more is True or (_is_count(total) and total > len(rows))):
+        if self._cap is None and (has_more is True or (is_count(total) and total > len(rows))):
             self._cap = len(rows)  # fewer than asked although more exist: the server's page cap
 
     def _first_day(self, end: Any) -> str:
@@ -199,7 +200,7 @@ class _Planner:
                 return 24
             served, total = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD)
             self._learn(served, total, page.get(HAS_MORE_FIELD))
-            rows, hours = (total if _is_count(total) else len(served)), max(1.0, (probe_end - start).total_seconds() / 3600)
+            rows, hours = (total if is_count(total) else len(served)), max(1.0, (probe_end - start).total_seconds() / 3600)
         page_rows = min(self._cap or self._page_size, self._page_size)
         density = rows / hours
         window_hours = 744 if density <= 0 else max(1, min(744, math.ceil(self.PAGES_PER_WINDOW * page_rows / density)))
@@ -219,10 +220,6 @@ class _Planner:
             self._logger.info(f"Waiting {wait:.0f} s so that the first-day search's {spent} requests and the read stay within requests_per_minute.")
             time.sleep(wait)
         return self._rate
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def first_day_with_rows(rows_before: Callable[[Any], Optional[Any]], now: Any) -> Optional[Any]:
