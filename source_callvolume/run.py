@@ -43,6 +43,7 @@ _ERROR_FAILURE_TYPE = re.compile(r'"failure_type":"(\w+)"')
 # The internal message of the trace the CDK raises at the end of a read whose streams failed.
 _CDK_COMBINED_FAILURE = "Concurrent read failure"
 MASK = "****"
+RECORD_BATCH_CHARACTERS = 1 << 16
 
 
 def _spec_examples(schema: Any) -> set:
@@ -63,23 +64,41 @@ def mask(text: str) -> str:
 
 
 class MaskedStream:
-    """The one masking point: a text stream that masks whatever is written to it, records excepted."""
+    """The one masking point: a text stream that masks whatever is written to it, records excepted.
+
+    Records are gathered and written `RECORD_BATCH_CHARACTERS` at a time: the output is a pipe, often unbuffered
+    (images commonly set PYTHONUNBUFFERED=1), where a write a record costs a system call a record. Anything else,
+    a state or a log line, goes out at once, after every record before it.
+    """
 
     def __init__(self, target: TextIO) -> None:
         self._target = target
         self._lock = threading.Lock()
+        self._records: List[str] = []
+        self._gathered = 0
 
     def write(self, text: str) -> int:
-        is_record = text.startswith(_RECORD_PREFIX)
         with self._lock:
-            written = self._target.write(text if is_record else mask(text))
-            if not is_record:
-                # Records may wait in the buffer; a state or a log line, and all before it, goes out at once.
+            if text.startswith(_RECORD_PREFIX):
+                self._records.append(text)
+                self._gathered += len(text)
+                if self._gathered >= RECORD_BATCH_CHARACTERS:
+                    self._write_records()
+            else:
+                self._write_records()
+                self._target.write(mask(text))
                 self._target.flush()
-        return written
+        return len(text)
 
     def flush(self) -> None:
-        self._target.flush()
+        with self._lock:
+            self._write_records()
+            self._target.flush()
+
+    def _write_records(self) -> None:
+        if self._records:
+            self._target.write("".join(self._records))
+            self._records, self._gathered = [], 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._target, name)

@@ -10,8 +10,10 @@
   without one is refused rather than crawled.
 """
 
+import copy
 import logging
 import math
+import statistics
 import sys
 import time
 from functools import lru_cache
@@ -26,7 +28,7 @@ from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer impo
 from airbyte_cdk.sources.declarative.parsers.manifest_reference_resolver import ManifestReferenceResolver
 from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import ModelToComponentFactory
 from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel
-from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -57,7 +59,10 @@ EARLIEST_SEARCHED_DAY = parse_utc("2000-01-01T00:00:00Z")
 CONTRADICTION_RETRIES = 2
 
 
-class SourceCallvolume(YamlDeclarativeSource):
+class SourceCallvolume(ConcurrentDeclarativeSource):
+    """The manifest's source, given the manifest this module has read once (a read builds the source twice, before
+    and after planning, and the YAML need not be parsed each time)."""
+
     def __init__(
         self,
         catalog: Optional[ConfiguredAirbyteCatalog] = None,
@@ -72,7 +77,10 @@ class SourceCallvolume(YamlDeclarativeSource):
         if config and not config.get("start_date"):
             # The manifest needs a lower bound; a state, or the first-day search before the read, gives the real one.
             config = {**config, "start_date": EARLIEST}
-        super().__init__(path_to_yaml=str(MANIFEST_PATH), catalog=catalog, config=config, state=state)
+        super().__init__(
+            catalog=catalog or ConfiguredAirbyteCatalog(streams=[]), config=config or {}, state=state or [],
+            source_config=copy.deepcopy(manifest()),
+        )
 
     def read(
         self,
@@ -104,6 +112,9 @@ class _Planner:
     - Without `window_hours`: a window length from the account's density (its `totalCount` over a known span) and
       the rows a page really holds (Kore.ai may cap pages below `page_size`), so that a window holds about
       `PAGES_PER_WINDOW` full pages: the last page of each window is the only one not full.
+    - Without `num_workers`, once it has asked at least once: as many workers as hide the API's latency behind
+      the connector's own work and keep the budget busy, and no more (`_workers`); then windows whose count is a
+      multiple of theirs, so that the last windows do not run with most workers idle.
     Its few requests count against `requests_per_minute`: the read's own budget is lowered by as many, or, when
     that would slow it too much, the read waits until they are a minute old.
     """
@@ -112,12 +123,19 @@ class _Planner:
     PROBE_DAYS = 7
     # A range this short is read in one window without a density probe (an incremental sync run daily).
     ONE_WINDOW_HOURS = 48
+    # What a row costs the connector from its page's arrival to its line on stdout, all threads together (they
+    # share one interpreter lock): about 75 µs, measured by `python -m bench` (throughput, num_workers 1) on a
+    # 2-core Xeon. It only weighs the API's latency against the connector's own work.
+    ROW_SECONDS = 75e-6
+    # Past this many the workers of a GIL-bound connector mostly queue for the lock (README, "Performance").
+    MOST_WORKERS = 16
 
     def __init__(self, config: Mapping[str, Any], logger: logging.Logger) -> None:
         self._config, self._logger = config, logger
         self._page_size = int(config.get("page_size") or 1000)
         self._rate = int(config.get("requests_per_minute") or 50)
         self._sent: List[float] = []
+        self._latencies: List[float] = []
         self._total: Optional[int] = None
         self._cap: Optional[int] = None
         factory = ModelToComponentFactory()
@@ -133,6 +151,10 @@ class _Planner:
             planned["start_date"] = self._first_day(end)
         if not self._config.get("window_hours"):
             planned["window_hours"] = self._window_hours(planned, state_cursor, end)
+        if not self._config.get("num_workers") and self._latencies:
+            planned["num_workers"] = self._workers()
+        if not self._config.get("window_hours"):
+            planned["window_hours"] = self._balanced(planned, state_cursor, end)
         if self._sent:
             planned["requests_per_minute"] = self._rate_left_for_the_read()
         return planned
@@ -143,7 +165,10 @@ class _Planner:
             partition={}, cursor_slice={"start_time": format_utc(start) if start else "", "end_time": format_utc(end.subtract(seconds=1))}
         )
         self._sent.append(time.monotonic())
-        return parsed_page(self._requester.send_request(stream_slice=window))  # type: ignore[arg-type]
+        response = self._requester.send_request(stream_slice=window)  # type: ignore[arg-type]
+        if response is not None:
+            self._latencies.append(response.elapsed.total_seconds())
+        return parsed_page(response)
 
     def _rows_before(self, moment: Any) -> Optional[Any]:
         """The earliest interval start among the rows a page before `moment` holds, or None when there are none."""
@@ -184,9 +209,13 @@ class _Planner:
         self._logger.info(f"No start_date: the account's first interval is on {first_day.format('YYYY-MM-DD')}; reading from there.")
         return format_utc(first_day)
 
-    def _window_hours(self, planned: Mapping[str, Any], state_cursor: Optional[Any], end: Any) -> int:
+    @staticmethod
+    def _read_from(planned: Mapping[str, Any], state_cursor: Optional[Any]) -> Any:
         lookback = int(planned.get("lookback_minutes") or 180)
-        start = state_cursor.subtract(minutes=lookback) if state_cursor is not None else parse_utc(planned["start_date"])
+        return state_cursor.subtract(minutes=lookback) if state_cursor is not None else parse_utc(planned["start_date"])
+
+    def _window_hours(self, planned: Mapping[str, Any], state_cursor: Optional[Any], end: Any) -> int:
+        start = self._read_from(planned, state_cursor)
         span_hours = (end - start).total_seconds() / 3600
         if span_hours <= self.ONE_WINDOW_HOURS:
             return self.ONE_WINDOW_HOURS
@@ -201,7 +230,7 @@ class _Planner:
             served, total = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD)
             self._learn(served, total, page.get(HAS_MORE_FIELD))
             rows, hours = (total if is_count(total) else len(served)), max(1.0, (probe_end - start).total_seconds() / 3600)
-        page_rows = min(self._cap or self._page_size, self._page_size)
+        page_rows = self._page_rows()
         density = rows / hours
         window_hours = 744 if density <= 0 else max(1, min(744, math.ceil(self.PAGES_PER_WINDOW * page_rows / density)))
         self._logger.info(
@@ -209,6 +238,38 @@ class _Planner:
             f"(about {self.PAGES_PER_WINDOW} full pages each)."
         )
         return window_hours
+
+    def _page_rows(self) -> int:
+        return min(self._cap or self._page_size, self._page_size)
+
+    def _workers(self) -> int:
+        """Workers enough to hide the API's latency and keep the budget busy, and no more.
+
+        While one worker waits `latency` for its page, the others' pages keep the connector busy for
+        `latency / page_seconds` pages; more workers than that only take turns at the interpreter lock, which
+        costs (twice the CPU a row with 8 workers on 2 cores). Under a budget, Little's law: requests a second
+        times the time each takes, plus one for the variance.
+        """
+        latency = statistics.median(self._latencies)
+        page_seconds = self._page_rows() * self.ROW_SECONDS
+        to_hide_latency = 1 + math.floor(latency / page_seconds)
+        to_keep_the_budget_busy = 1 + math.ceil(self._rate / 60 * (latency + page_seconds))
+        workers = max(1, min(to_hide_latency, to_keep_the_budget_busy, self.MOST_WORKERS))
+        self._logger.info(
+            f"No num_workers: Kore.ai answers in {latency * 1000:.0f} ms and a page of {self._page_rows()} rows costs "
+            f"the connector about {page_seconds * 1000:.0f} ms, at {self._rate} requests a minute: "
+            f"{workers} worker{'s' if workers > 1 else ''}."
+        )
+        return workers
+
+    def _balanced(self, planned: Mapping[str, Any], state_cursor: Optional[Any], end: Any) -> int:
+        """The planned window length, made longer so that the windows come in full rounds of the workers."""
+        hours, workers = int(planned["window_hours"]), int(planned.get("num_workers") or 1)
+        span_hours = (end - self._read_from(planned, state_cursor)).total_seconds() / 3600
+        windows = math.ceil(span_hours / hours)
+        if windows <= workers or windows % workers == 0:
+            return hours
+        return math.ceil(span_hours / (windows // workers * workers))
 
     def _rate_left_for_the_read(self) -> int:
         """The read's budget once the planning requests are counted: lowered by them, or whole after a wait."""
