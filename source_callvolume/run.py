@@ -137,8 +137,10 @@ def _load_json(path: Optional[str], what: str, flag: str) -> Optional[object]:
             return json.load(file)
     except FileNotFoundError:
         raise _Refused(f"The {what} file {path!r} given with {flag} does not exist.")
-    except (OSError, ValueError) as error:
+    except ValueError as error:
         raise _Refused(f"The {what} file {path!r} given with {flag} is not valid JSON ({error.__class__.__name__}): fix the file.")
+    except OSError as error:
+        raise _Refused(f"The {what} file {path!r} given with {flag} cannot be read ({error.__class__.__name__}): give a readable file.")
 
 
 class _Refused(Exception):
@@ -161,11 +163,14 @@ def _source(command: Optional[str], args: List[str]) -> SourceCallvolume:
     problems = state_problems(_load_json(state_path, "state", "--state"))
     if problems:
         raise _Refused(" ".join(problems))
-    return SourceCallvolume(
-        SourceCallvolume.read_catalog(catalog_path) if catalog_path else None,
-        config,
-        SourceCallvolume.read_state(state_path) if state_path else None,
-    )
+    try:
+        catalog = SourceCallvolume.read_catalog(catalog_path) if catalog_path else None
+    except Exception as error:  # the CDK's schema check: a JSON file that is not a configured catalog
+        raise _Refused(
+            f"The catalog file {catalog_path!r} given with --catalog is not a configured catalog ({error.__class__.__name__}): "
+            "pass the configured catalog Airbyte gives the connector."
+        )
+    return SourceCallvolume(catalog, config, SourceCallvolume.read_state(state_path) if state_path else None)
 
 
 def run(args: Optional[List[str]] = None) -> None:

@@ -335,7 +335,9 @@ def config_problems(config: Mapping[str, Any]) -> List[str]:
     """Every problem of the config, each naming the field and the fix; an empty list when it is usable."""
     specification = connection_specification()
     validator = jsonschema.Draft7Validator(specification)
-    problems = [_explain(error, specification) for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))]
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    # A field that breaks two of its rules (a `oneOf` and a `type`) may be explained twice in the same words.
+    problems = list(dict.fromkeys(_explain(error, specification) for error in errors))
     if problems:
         return problems
     start, end = _real_date(config, "start_date", problems), _real_date(config, "end_date", problems)

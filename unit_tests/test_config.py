@@ -118,3 +118,10 @@ def test_the_spec_patterns_are_what_the_check_enforces() -> None:
     for host in ("platform.kore.ai", "http://127.0.0.1:8080", "http://platform.kore.ai"):
         accepted = bool(host_pattern.search(host))
         assert (config_problems(config(host=host)) == []) is accepted, host
+
+
+def test_a_field_that_breaks_two_rules_in_the_same_words_is_explained_once() -> None:
+    # Regression: `credentials: "abc"` failed both the `oneOf` and the `type`, and the message said it twice.
+    problems = config_problems(config(credentials="abc"))
+
+    assert len(problems) == len(set(problems)) and any("`credentials`" in problem for problem in problems)
