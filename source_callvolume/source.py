@@ -159,26 +159,22 @@ class _Planner:
             planned["requests_per_minute"] = self._rate_left_for_the_read()
         return planned
 
-    def _page(self, start: Optional[Any], end: Any) -> Optional[Mapping[str, Any]]:
+    def _page(self, start: Optional[Any], end: Any) -> Mapping[str, Any]:
+        """A page of call volume: the error handler asks again for any answer that is not one, and fails the read
+        once its retries are spent."""
         # The window's end is one cursor granularity (1s) before `toTimeStamp`, as in every window.
         window = StreamSlice(
             partition={}, cursor_slice={"start_time": format_utc(start) if start else "", "end_time": format_utc(end.subtract(seconds=1))}
         )
         self._sent.append(time.monotonic())
         response = self._requester.send_request(stream_slice=window)  # type: ignore[arg-type]
-        if response is not None:
-            self._latencies.append(response.elapsed.total_seconds())
-        return parsed_page(response)
+        self._latencies.append(response.elapsed.total_seconds())  # type: ignore[union-attr]
+        return parsed_page(response)  # type: ignore[return-value]
 
     def _rows_before(self, moment: Any) -> Optional[Any]:
         """The earliest interval start among the rows a page before `moment` holds, or None when there are none."""
         for _ in range(CONTRADICTION_RETRIES + 1):
             page = self._page(None, moment)
-            if page is None:
-                raise AirbyteTracedException(
-                    message="Looking for the account's first day, Kore.ai sent an answer that is not call-volume JSON: set `start_date` to skip the search.",
-                    failure_type=FailureType.transient_error,
-                )
             rows, total, has_more = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD), page.get(HAS_MORE_FIELD)
             if rows:
                 self._learn(rows, total, has_more)
@@ -225,8 +221,6 @@ class _Planner:
         else:
             probe_end = min(end, start.add(days=self.PROBE_DAYS))
             page = self._page(start, probe_end)
-            if page is None:
-                return 24
             served, total = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD)
             self._learn(served, total, page.get(HAS_MORE_FIELD))
             rows, hours = (total if is_count(total) else len(served)), max(1.0, (probe_end - start).total_seconds() / 3600)
@@ -360,9 +354,15 @@ def _explain(error: jsonschema.ValidationError, specification: Mapping[str, Any]
     name = ".".join(path)
     if error.validator == "required":
         return f"`{name}` is missing: {fix}"
-    # A secret's value is never repeated back.
-    value = "" if field_schema.get("airbyte_secret") else f" ({error.instance!r})"
+    # A secret's value is never repeated back, nor that of a field holding one (a secret pasted in its place).
+    value = "" if _holds_secret(field_schema) else f" ({error.instance!r})"
     return f"`{name}`{value} must be {_expected(error)}: {fix}"
+
+
+def _holds_secret(schema: Any) -> bool:
+    if isinstance(schema, Mapping):
+        return bool(schema.get("airbyte_secret")) or any(_holds_secret(value) for value in schema.values())
+    return isinstance(schema, list) and any(_holds_secret(value) for value in schema)
 
 
 def _matching_branch_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
@@ -393,8 +393,6 @@ def _expected(error: jsonschema.ValidationError) -> str:
         "multipleOf": f"a multiple of {schema.get('multipleOf')}",
         "type": f"of type {schema.get('type')}",
         "const": f"{schema.get('const')!r}",
-        "enum": f"one of {schema.get('enum')}",
-        "format": f"a {schema.get('format')}",
     }.get(str(error.validator), "accepted")
 
 

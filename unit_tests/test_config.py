@@ -125,3 +125,11 @@ def test_a_field_that_breaks_two_rules_in_the_same_words_is_explained_once() -> 
     problems = config_problems(config(credentials="abc"))
 
     assert len(problems) == len(set(problems)) and any("`credentials`" in problem for problem in problems)
+
+
+def test_a_secret_pasted_in_place_of_the_credentials_object_is_not_repeated_back() -> None:
+    # Regression: `credentials: "<the client secret>"` was echoed in the problem, hence in the TRACE and the logs.
+    problems = config_problems(config(credentials="s3cr3t-pasted-here"))
+
+    assert problems and not any("s3cr3t-pasted-here" in problem for problem in problems)
+    assert any("`credentials` must be of type object" in problem for problem in problems)
