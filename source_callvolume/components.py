@@ -266,7 +266,9 @@ class KoreAuthenticator(DeclarativeAuthenticator):
         self._secret = self._evaluate(self.client_secret, parameters)
         self._pasted = self._evaluate(self.token_value, parameters)
         self._lock = threading.Lock()
-        self._last_success = time.monotonic()
+        # Set by the stream's first attempt: streams run one after another, and the clock of one that starts
+        # after a long one must not have run meanwhile.
+        self._last_success: Optional[float] = None
         self._last_refusal_was_rate_limit = False
         self._progress = _Progress(self.config)
 
@@ -287,7 +289,10 @@ class KoreAuthenticator(DeclarativeAuthenticator):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         with self._lock:
-            silent_for = time.monotonic() - self._last_success
+            now = time.monotonic()
+            if self._last_success is None:
+                self._last_success = now
+            silent_for = now - self._last_success
             rate_limited = self._last_refusal_was_rate_limit
         if silent_for > GIVE_UP_AFTER_SECONDS:
             cause = (
