@@ -80,7 +80,8 @@ def format_api(moment: pendulum.DateTime) -> str:
 
 def floor_to_interval(moment: pendulum.DateTime) -> pendulum.DateTime:
     """The quarter hour at or before `moment`: the grid every interval, and so every window edge, sits on."""
-    return moment.in_timezone("UTC").set(minute=moment.minute - moment.minute % INTERVAL_MINUTES, second=0, microsecond=0)
+    utc = moment.in_timezone("UTC")
+    return utc.set(minute=utc.minute - utc.minute % INTERVAL_MINUTES, second=0, microsecond=0)
 
 
 def now_utc() -> pendulum.DateTime:
@@ -810,7 +811,8 @@ class RateLimitAwareBackoff(BackoffStrategy):
                 if asked > self.MAX_RETRY_AFTER_SECONDS:
                     message = f"Kore.ai asked to wait {asked:.0f} s before retrying (Retry-After), more than the {self.MAX_RETRY_AFTER_SECONDS} s the connector waits; run the sync again later."
                     raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
-                return asked
+                # "Retry now" is a moment too: the CDK takes a wait of 0 for none given and backs off on its own.
+                return max(asked, self.AFTER_RATE_LIMIT_SECONDS)
             return self.AFTER_RATE_LIMIT_SECONDS
         return float(min(2 ** attempt_count, 256))
 

@@ -161,6 +161,13 @@ def test_the_grid_is_the_quarter_hour_at_or_before_a_moment(moment: str, quarter
     assert format_utc(floor_to_interval(parse_utc(f"2024-06-01T{moment}Z"))) == f"2024-06-01T{quarter}Z"
 
 
+def test_the_grid_of_a_moment_given_in_a_half_hour_zone_is_the_utc_quarter_hour() -> None:
+    # Regression: the minute was taken in the moment's own zone: 11:07 in Kolkata (05:37Z) floored to 05:00Z.
+    moment = pendulum.datetime(2024, 6, 1, 11, 7, tz="Asia/Kolkata")
+
+    assert format_utc(floor_to_interval(moment)) == "2024-06-01T05:30:00Z"
+
+
 @pytest.mark.parametrize("text", ["2024-06-01T09:45:00Z", "2024-06-01T09:45:00.000Z"])
 def test_a_utc_time_is_read_with_or_without_milliseconds(text: str) -> None:
     assert parse_utc(text) == pendulum.datetime(2024, 6, 1, 9, 45, tz="UTC")
@@ -337,7 +344,7 @@ def test_a_redirect_is_refused_as_a_config_error_naming_its_target(http_mocker: 
     )
 
 
-@pytest.mark.parametrize("retry_after, passed_on, wait", [("soon", None, 1.0), (PAST_HTTP_DATE, "0", 0.0), ("12", "12", 12.0)])
+@pytest.mark.parametrize("retry_after, passed_on, wait", [("soon", None, 1.0), (PAST_HTTP_DATE, "0", 1.0), ("12", "12", 12.0)])
 def test_a_retry_after_is_waited_in_seconds_and_one_nobody_can_read_is_dropped(
     retry_after: str, passed_on: Optional[str], wait: float
 ) -> None:
@@ -579,7 +586,12 @@ def _backoff() -> components.RateLimitAwareBackoff:
     return _component(CustomBackoffStrategy, DEFINITIONS["error_handler"]["backoff_strategies"][0])
 
 
-@pytest.mark.parametrize("retry_after, wait", [({"Retry-After": "7"}, 7.0), ({"Retry-After": "600"}, 600.0), ({}, 1.0)])
+# Regression, Retry-After 0 (or an HTTP date past, rewritten to 0): the CDK took the wait of 0 for none given and
+# backed off on its own, doubling without a cap.
+@pytest.mark.parametrize(
+    "retry_after, wait",
+    [({"Retry-After": "7"}, 7.0), ({"Retry-After": "600"}, 600.0), ({}, 1.0), ({"Retry-After": "0"}, 1.0)],
+)
 def test_a_429_waits_as_retry_after_says_or_a_moment_without_it(retry_after: Mapping[str, str], wait: float) -> None:
     # Without Retry-After the request budget, which a 429 fills, holds the retry until its window frees up.
     assert _backoff().backoff_time(_answer(429, headers=retry_after), 1) == wait
