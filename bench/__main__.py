@@ -16,7 +16,8 @@ Scenarios (`--only` takes their names):
 - memory: the same, first 12 days only (16.5k rows). Goal: the connector's peak RSS at 165k rows <= 1.3x
   its peak at 16.5k. (It needs throughput's peak, so it runs throughput too.)
 - latency: every answer 100 ms late, pages capped at 100 rows, 60 days of 4 queues (240 requests): the
-  connector's default config (8 workers) against `num_workers: 1`, one request at a time. Goal: >= 5x faster.
+  connector's default config (its workers chosen from the latency it measures) against `num_workers: 1`, one
+  request at a time. Goal: >= 5x faster.
 - rate-limited: Kore.ai's limit of 60 requests per rolling minute per account, pages capped at 100 rows,
   16 queues x 20 days (27.6k rows, about 300 requests), and the contact centre's WFM tool (`sim.neighbour`)
   polling the same account every 10 s from the simulator's process for as long as it runs. The connector
@@ -36,7 +37,8 @@ Scenarios (`--only` takes their names):
   account (its simulator alone takes half a minute to build and 1.2 GiB). `--quick`: 10, 10 and 3 days.
 
 Every connector config in throughput, memory, latency and request-count adds `requests_per_minute: 100000`,
-so that the connector's pacing never slows them (with it, num_workers defaults to 8).
+so that the connector's pacing never slows them (the workers it then chooses follow the latency it measures,
+up to 16).
 
 Columns of throughput, memory and latency:
 - rows: RECORD lines on the client's stdout, counted here from the pipe: the connector serialises and
