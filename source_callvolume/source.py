@@ -258,10 +258,10 @@ class _Planner:
 
     def _balanced(self, planned: Mapping[str, Any], state_cursor: Optional[Any], end: Any) -> int:
         """The planned window length, made longer so that the windows come in full rounds of the workers."""
-        hours, workers = int(planned["window_hours"]), int(planned.get("num_workers") or 1)
+        hours, workers = int(planned["window_hours"]), planned.get("num_workers")
         span_hours = (end - self._read_from(planned, state_cursor)).total_seconds() / 3600
         windows = math.ceil(span_hours / hours)
-        if windows <= workers or windows % workers == 0:
+        if not workers or windows <= workers or windows % workers == 0:
             return hours
         return math.ceil(span_hours / (windows // workers * workers))
 
@@ -366,14 +366,15 @@ def _holds_secret(schema: Any) -> bool:
 
 
 def _matching_branch_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """Of a oneOf's failures, the one of the branch the config chose (its `const` matched), else the first."""
+    """Of a oneOf's failures, the one of the branch the config chose (its `const` matched); when it chose none,
+    the `const` of the first branch, which `_expected` words as the choice of every branch's."""
     by_branch: dict = {}
     for sub_error in error.context:  # type: ignore[union-attr]
         by_branch.setdefault(sub_error.schema_path[0], []).append(sub_error)
     for errors in by_branch.values():
         if not any(sub_error.validator == "const" for sub_error in errors):
             return errors[0]
-    return error.context[0]  # type: ignore[index]
+    return next(sub_error for sub_error in error.context if sub_error.validator == "const")  # type: ignore[union-attr]
 
 
 def _field_schema(specification: Mapping[str, Any], path: List[str]) -> Mapping[str, Any]:
@@ -385,14 +386,15 @@ def _field_schema(specification: Mapping[str, Any], path: List[str]) -> Mapping[
 
 
 def _expected(error: jsonschema.ValidationError) -> str:
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    schema = error.schema
+    if error.validator == "const" and error.parent is not None:
+        return "one of " + ", ".join(repr(sub_error.schema["const"]) for sub_error in error.parent.context if sub_error.validator == "const")
     return {
         "pattern": "in the form this field takes",
         "minimum": f"at least {schema.get('minimum')}",
         "maximum": f"at most {schema.get('maximum')}",
         "multipleOf": f"a multiple of {schema.get('multipleOf')}",
         "type": f"of type {schema.get('type')}",
-        "const": f"{schema.get('const')!r}",
     }.get(str(error.validator), "accepted")
 
 

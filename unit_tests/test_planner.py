@@ -10,6 +10,8 @@ simulator (latency and concurrency need a real server):
 import re
 from typing import Any, List, Mapping, Optional
 
+import pytest
+import requests
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
@@ -101,3 +103,41 @@ def test_a_num_workers_the_user_gives_is_kept_and_windows_fill_its_rounds() -> N
     assert len(output.records) == expected and not output.errors
     assert _workers_chosen(output) is None
     assert len(windows) % 3 == 0
+
+
+class _ClockOfLatency:
+    """requests' clock, moving `latency` seconds between the two readings that time each request (its `elapsed`),
+    so that the planner measures exactly that latency."""
+
+    def __init__(self, latency: float) -> None:
+        self._latency, self._now, self._readings = latency, 0.0, 0
+
+    def __call__(self) -> float:
+        self._readings += 1
+        if self._readings % 2 == 0:
+            self._now += self._latency
+        return self._now
+
+
+@pytest.mark.parametrize(
+    "latency, per_minute, workers",
+    [
+        # 10 requests a second of 193.5 + 7.5 ms: 2.01 kept busy, so three, plus one for the variance.
+        (0.1935, 600, 4),
+        # 1 s against 7.5 ms of work a page would want 134; past 16 they only queue for the interpreter lock.
+        (1.0, UNPACED, 16),
+    ],
+    ids=["the-budget-decides", "at-most-sixteen"],
+)
+def test_the_workers_chosen_are_said_with_the_latency_the_work_a_page_and_the_budget(
+    monkeypatch: pytest.MonkeyPatch, latency: float, per_minute: int, workers: int
+) -> None:
+    monkeypatch.setattr(requests.sessions, "preferred_clock", _ClockOfLatency(latency))
+    with Simulator(queues=1, days=3, page_cap=PAGE_CAP) as sim:
+        output = _read(sim.config(requests_per_minute=per_minute))
+
+    lines = [message.log.message for message in output.logs if message.log.message.startswith("No num_workers")]
+    assert lines == [
+        f"No num_workers: Kore.ai answers in {latency * 1000:.0f} ms and a page of 100 rows costs the connector about "
+        f"8 ms, at {per_minute} requests a minute: {workers} workers."
+    ]

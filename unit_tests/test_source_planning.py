@@ -316,7 +316,7 @@ def test_two_contradictory_answers_are_asked_again_and_the_third_is_believed(htt
 
 
 @pytest.mark.parametrize(
-    "has_more, total", [(True, 0), (None, 7)], ids=["has-more-but-total-zero", "no-has-more-but-a-total"]
+    "has_more, total", [(True, 0), (None, 7), (None, 1)], ids=["has-more-but-total-zero", "no-has-more-but-a-total", "a-total-of-one"]
 )
 def test_an_empty_page_that_claims_more_rows_either_way_is_a_contradiction(http_mocker: HttpMocker, has_more: Optional[bool], total: int) -> None:
     # Regression: believing such a page made the account look empty, and the history was never read.
@@ -578,6 +578,22 @@ def test_a_cursor_that_is_not_a_time_is_a_problem_naming_the_cursor(cursor: Any)
     assert state_problems([_cursor_message(cursor)]) == [
         f"The state's intervalEndTimeStamp is {cursor!r}, not a UTC time like 2024-03-01T10:15:00Z: fix the state "
         "file, or reset the stream to sync from `start_date` again."
+    ]
+
+
+def test_a_bad_cursor_after_the_state_of_another_stream_is_still_a_problem() -> None:
+    # The other streams' states come first in a four-stream sync's state file.
+    assert state_problems([_cursor_message("2024-03-01", name="queues"), _cursor_message("yesterday")]) == [
+        "The state's intervalEndTimeStamp is 'yesterday', not a UTC time like 2024-03-01T10:15:00Z: fix the state "
+        "file, or reset the stream to sync from `start_date` again."
+    ]
+
+
+def test_credentials_of_a_kind_neither_branch_names_are_told_the_kinds_there_are() -> None:
+    # Regression: an unknown auth_type was told "`credentials.client_secret` is missing".
+    assert config_problems(config(credentials={"auth_type": "oauth", "client_id": "an-app"})) == [
+        "`credentials.auth_type` ('oauth') must be one of 'client_credentials', 'jwt': The connector signs a fresh "
+        "token for every request with the app's Client Secret. For example: client_credentials."
     ]
 
 
