@@ -5,20 +5,25 @@ that never clears ends the sync once nothing has succeeded for the retry window:
 """
 
 import json
+import time
+import types
 
 import requests
 
+import backoff._sync
 import pytest
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
+from airbyte_cdk.sources.streams.http import rate_limiting
 
 from airbyte_cdk.sources.declarative.models.declarative_component_schema import CustomErrorHandler
 from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import ModelToComponentFactory
 
 from source_callvolume.source import SourceCallvolume, resolved_manifest
+from source_callvolume import components
 from source_callvolume.components import now_utc
 from testkit import START, STREAM, config, page, record, window_request
 
@@ -75,9 +80,14 @@ class _Clock:
 
 def test_a_fault_that_never_clears_ends_the_sync_and_starts_no_new_window(http_mocker: HttpMocker, monkeypatch: pytest.MonkeyPatch) -> None:
     # Regression: every request failing for good after a few good pages kept the sync retrying window after window.
+    # The clock is patched where the back-offs sleep and the guard reads it, not in the time module: the threads
+    # other tests left running (the deadline watcher, the budget's leak task) would spin on a sleep that returns
+    # at once and move the clock by hours.
     clock = _Clock()
-    monkeypatch.setattr("time.sleep", clock.sleep)
-    monkeypatch.setattr("time.monotonic", clock.monotonic)
+    backoff_time = types.SimpleNamespace(sleep=clock.sleep)
+    monkeypatch.setattr(backoff._sync, "time", backoff_time)
+    monkeypatch.setattr(rate_limiting, "time", backoff_time)
+    monkeypatch.setattr(components, "time", types.SimpleNamespace(monotonic=clock.monotonic, sleep=time.sleep, time=time.time))
     edges = [f"2024-03-01T{hour:02d}:00:00Z" for hour in range(0, 24, 3)] + ["2024-03-02T00:00:00Z"]
     windows = [window_request(start=start, end=end) for start, end in zip(edges, edges[1:])]
     for window in windows:
