@@ -30,6 +30,7 @@ from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import M
 from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
 from airbyte_cdk.sources.types import StreamSlice
+from airbyte_cdk.utils.airbyte_secrets_utils import get_secret_paths
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_callvolume import components
@@ -355,14 +356,8 @@ def _explain(error: jsonschema.ValidationError, specification: Mapping[str, Any]
     if error.validator == "required":
         return f"`{name}` is missing: {fix}"
     # A secret's value is never repeated back, nor that of a field holding one (a secret pasted in its place).
-    value = "" if _holds_secret(field_schema) else f" ({error.instance!r})"
+    value = "" if get_secret_paths(field_schema) else f" ({error.instance!r})"
     return f"`{name}`{value} must be {_expected(error)}: {fix}"
-
-
-def _holds_secret(schema: Any) -> bool:
-    if isinstance(schema, Mapping):
-        return bool(schema.get("airbyte_secret")) or any(_holds_secret(value) for value in schema.values())
-    return isinstance(schema, list) and any(_holds_secret(value) for value in schema)
 
 
 def _matching_branch_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
