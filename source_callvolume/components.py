@@ -142,9 +142,12 @@ def endpoint(response: requests.Response) -> str:
 
 
 def parsed_body(response: requests.Response) -> Optional[Any]:
-    """The answer's JSON when it has its endpoint's shape, else None; parsed once and kept on the response.
+    """The answer's JSON when it has its endpoint's shape, its records all JSON objects, else None; parsed once
+    and kept on the response.
 
     The error handler, the extractor, the paginators and the guard all read the same body: one parse serves them.
+    A record that is not an object is no row of any WFM API: the error handler retries such an answer like one
+    cut short, and the components past it see objects only.
     """
     payload = getattr(response, _PAYLOAD_ATTRIBUTE, _NOT_PARSED)
     if payload is _NOT_PARSED:
@@ -153,9 +156,8 @@ def parsed_body(response: requests.Response) -> Optional[Any]:
         except (orjson.JSONDecodeError, requests.RequestException):
             payload = None
         field_name = RECORDS_BY_ENDPOINT.get(endpoint(response), RECORDS_FIELD)
-        if field_name is None:
-            payload = payload if isinstance(payload, list) else None
-        elif not (isinstance(payload, dict) and isinstance(payload.get(field_name), list)):
+        records = payload if field_name is None else payload.get(field_name) if isinstance(payload, dict) else None
+        if not (isinstance(records, list) and all(isinstance(record, dict) for record in records)):
             payload = None
         setattr(response, _PAYLOAD_ATTRIBUTE, payload)
     return payload
@@ -523,7 +525,7 @@ class HasMoreOffsetPagination(_PagesOfASize):
             raise UntrustworthyAnswerError(
                 f"Kore.ai is not paging {window}: {problem} The sync stops rather than request the same rows forever."
             )
-        ids = {row.get("_id") if isinstance(row, Mapping) else None for row in rows}
+        ids = {row.get("_id") for row in rows}
         return {
             "skip": received,
             "total": total if first_total is None else first_total,
@@ -535,7 +537,7 @@ class HasMoreOffsetPagination(_PagesOfASize):
     def _no_progress(self, rows: List[Any], seen: Set[Any], received: int, total: Optional[int], pages: int) -> Optional[str]:
         if not rows:
             return "it says more rows follow but sent an empty page."
-        if all(isinstance(row, Mapping) and row.get("_id") in seen for row in rows):
+        if all(row.get("_id") in seen for row in rows):
             return f"the page at skip {received - len(rows)} holds only rows it had already sent (it ignores `skip`)."
         if total is not None and received >= total:
             return f"hasMore is still true at skip {received}, past its own totalCount of {total}."
@@ -619,7 +621,7 @@ class WfmRecordExtractor(RecordExtractor):
         if boundary != asked_from:
             emitted = set()  # the window's first answer
         fresh = [event for event in events if _event_key(event) not in emitted]
-        times = [(moment, event) for event in events for moment in [parse_event_time(event.get("EventTime") if isinstance(event, Mapping) else None)] if moment]
+        times = [(moment, event) for event in events for moment in [parse_event_time(event.get("EventTime"))] if moment]
         if times:
             latest = max(moment for moment, _ in times)
             at_latest = {_event_key(event) for moment, event in times if moment == latest}
@@ -629,10 +631,8 @@ class WfmRecordExtractor(RecordExtractor):
         return fresh
 
     @staticmethod
-    def _time_of(name: str, record: Any, bounds: Tuple[str, str]) -> Optional[pendulum.DateTime]:
+    def _time_of(name: str, record: Mapping[str, Any], bounds: Tuple[str, str]) -> Optional[pendulum.DateTime]:
         """The record's time, or None when it cannot be read or (the fast path) plainly lies in the window."""
-        if not isinstance(record, Mapping):
-            return None
         if name == "agentactivity":
             return parse_event_time(record.get("EventTime"))
         interval_end = record.get(CURSOR_FIELD)
@@ -641,9 +641,7 @@ class WfmRecordExtractor(RecordExtractor):
         return parse_utc(interval_end)
 
 
-def _identify(record: Any) -> str:
-    if not isinstance(record, Mapping):
-        return repr(record)[:80]
+def _identify(record: Mapping[str, Any]) -> str:
     if "_id" in record:
         return repr(record["_id"])
     return repr({key: record.get(key) for key in ("AgentId", "EventTime", "Activity", "ReasonCode")})
@@ -700,7 +698,7 @@ class OffsetUntilEmptyPage(_PagesOfASize):
             return None
         token: Mapping[str, Any] = last_page_token_value or {}
         seen: Set[Any] = token.get("seen", set())
-        ids = {row.get(self.id_field) if isinstance(row, Mapping) else repr(row) for row in rows}
+        ids = {row.get(self.id_field) for row in rows}
         offset, pages = token.get("offset", 0), token.get("pages", 0) + 1
         if ids <= seen:
             raise UntrustworthyAnswerError(
@@ -755,7 +753,7 @@ class ReadOnFromLastEvent(PaginationStrategy):
         with self._lock:
             largest_before, self._largest_answer = self._largest_answer, max(self._largest_answer, len(events))
         asked_from = parse_utc(requested_window(response).get("fromTimeStamp"))
-        times = [moment for moment in (parse_event_time(e.get("EventTime")) for e in events if isinstance(e, Mapping)) if moment]
+        times = [moment for moment in (parse_event_time(event.get("EventTime")) for event in events) if moment]
         latest = max(times, default=None)
         if last_page_size == 0:  # nothing the window had not brought already
             if events and len(events) >= largest_before and latest is not None and latest == asked_from:
@@ -778,9 +776,7 @@ class ReadOnFromLastEvent(PaginationStrategy):
         return None
 
 
-def _event_key(event: Any) -> EventKey:
-    if not isinstance(event, Mapping):
-        return (repr(event), None, None, None)
+def _event_key(event: Mapping[str, Any]) -> EventKey:
     return (event.get("AgentId"), event.get("EventTime"), event.get("Activity"), event.get("ReasonCode"))
 
 
@@ -853,7 +849,7 @@ class CallVolumeErrorHandler(DefaultErrorHandler):
                 if parsed_body(response_or_exception) is None:
                     return _transient(
                         f"Kore.ai answered 200 with a body that is not complete {endpoint(response_or_exception)} JSON "
-                        "(cut short or an HTML error page); retried until the retries ran out."
+                        "(cut short, an HTML error page, or rows that are not JSON objects); retried until the retries ran out."
                     )
                 self._answered.set()
         elif isinstance(response_or_exception, requests.exceptions.SSLError):

@@ -179,7 +179,7 @@ class _Planner:
             rows, total, has_more = page[RECORDS_FIELD], page.get(TOTAL_COUNT_FIELD), page.get(HAS_MORE_FIELD)
             if rows:
                 self._learn(rows, total, has_more)
-                starts = [parse_utc(row.get("intervalStartTimeStamp")) for row in rows if isinstance(row, Mapping)]
+                starts = [parse_utc(row.get("intervalStartTimeStamp")) for row in rows]
                 return min((start for start in starts if start is not None), default=moment.subtract(days=1))
             if not (has_more is True or (is_count(total) and total > 0)):
                 return None

@@ -2,10 +2,18 @@
 
 mutmut's settings are setup.cfg's [mutmut] section: it mutates every module of source_callvolume/ and runs
 unit_tests/ (the fast in-process tests; the integration tests run the installed command in subprocesses,
-which never see a mutant). Each run starts afresh: mutants/ (git-ignored) is removed, the rest of the
+which never see a mutant). A run starts afresh: mutants/ (git-ignored) is removed, the rest of the
 working tree as git sees it (tracked and untracked files, not ignored ones) is copied into it for the tests
-to find, and `mutmut run` copies the package in, mutated. Then this prints, from what mutmut left in
-mutants/:
+to find, and `mutmut run` copies the package in, mutated.
+
+`--again [NAME ...]` builds on the last run instead, for the loop of killing survivors: it copies the working tree in
+again (and removes what git no longer lists), lets mutmut test the mutants it has no verdict for (those of
+functions changed since, whose verdicts mutmut drops), then tests the last run's survivors again against
+today's tests (only those matching the NAMEs or globs, when given: each survivor that is still one costs a
+whole run of its tests). A killed verdict is kept, so a score after `--again` is only as good as the tests that earned
+it: after removing or weakening a test, run afresh.
+
+Then this prints, from what mutmut left in mutants/:
 
 - the outcome of every mutant, counted;
 - the score: killed / all mutants, and the same without the *message mutants*: those that only change
@@ -26,6 +34,7 @@ import argparse
 import ast
 import codecs
 import difflib
+import fnmatch
 import json
 import os
 import re
@@ -47,6 +56,8 @@ KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log"}
 # How mutmut names a method's mutants: xǁClassǁmethod__mutmut_3 (a function's: x_function__mutmut_3).
 CLASS_SEPARATOR = "ǁ"
+# What a run leaves in mutants/ beside this tool's copies of the working tree (and mutmut-* files).
+MUTMUT_OWN = {PACKAGE, "report.txt", ".pytest_cache", ".mypy_cache", ".coverage"}
 MESSAGE_KEYWORDS = {"message", "internal_message", "failure_message", "msg", "reason", "error_message", "detail"}
 
 
@@ -62,10 +73,21 @@ class Mutant:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python3 dev.py mutate", description=__doc__.splitlines()[0])
     parser.add_argument("--max-children", type=int, help="mutants tested at once (mutmut's default: the CPU count)")
+    parser.add_argument(
+        "--again", action="store_true", help="build on the last run: test what it left unchecked, then its survivors"
+    )
+    parser.add_argument(
+        "survivors", nargs="*", metavar="NAME",
+        help="with --again, test again only the survivors matching these names or globs (mutmut's names)",
+    )
     arguments = parser.parse_args(argv)
     os.chdir(ROOT)
     started = time.monotonic()
-    copy_tree_beside_the_package()
+    again = arguments.again and MUTANTS.joinpath(PACKAGE).is_dir()
+    if arguments.again and not again:
+        print("mutate: no earlier run in mutants/ to build on: starting afresh", flush=True)
+    last_survivors = {mutant.name for mutant in load_mutants() if mutant.status == "survived"} if again else set()
+    copy_tree_beside_the_package(afresh=not again)
     command = [str(MUTMUT), "run"]
     if arguments.max_children:
         command += ["--max-children", str(arguments.max_children)]
@@ -73,6 +95,15 @@ def main(argv: list[str]) -> int:
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     print(f"mutate: {' '.join([MUTMUT.name, *command[1:]])} over {PACKAGE}/ against unit_tests/", flush=True)
     status = run_mutmut(command, environment)
+    # Of the last run's survivors, those whose function did not change since (mutmut has just tested the others).
+    retest = sorted(
+        mutant.name for mutant in load_mutants()
+        if mutant.status == "survived" and mutant.name in last_survivors
+        and (not arguments.survivors or any(fnmatch.fnmatch(mutant.name, pattern) for pattern in arguments.survivors))
+    )
+    if status == 0 and retest:
+        print(f"mutate: testing the last run's {len(retest)} survivors again", flush=True)
+        status = run_mutmut([*command, *retest], environment)
     if status != 0:
         print(f"mutate: mutmut exited {status}", file=sys.stderr)
         return status
@@ -107,20 +138,38 @@ def run_mutmut(command: list[str], environment: dict[str, str]) -> int:
     return process.wait()
 
 
-def copy_tree_beside_the_package() -> None:
-    """A fresh mutants/ holding the working tree as git sees it, but the package (mutmut copies that itself)."""
-    shutil.rmtree(MUTANTS, ignore_errors=True)
+def copy_tree_beside_the_package(afresh: bool) -> None:
+    """mutants/ holding the working tree as git sees it, but the package (mutmut copies that itself).
+
+    Afresh, mutants/ is emptied first. Otherwise the files copied by an earlier run that git no longer lists
+    are removed (a deleted test must not run), and what mutmut keeps there (the package, its mutants and
+    verdicts, its stats) is left alone.
+    """
+    if afresh:
+        shutil.rmtree(MUTANTS, ignore_errors=True)
     listing = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
-    for name in sorted(set(filter(None, listing.split("\0")))):
-        source = ROOT / name
-        if name.startswith(f"{PACKAGE}/") or not source.is_file():
-            continue
+    names = {name for name in listing.split("\0") if name and not name.startswith(f"{PACKAGE}/")}
+    names = {name for name in names if (ROOT / name).is_file()}
+    for name in sorted(names):
         target = MUTANTS / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        shutil.copy2(ROOT / name, target)
+    if not afresh:
+        for stale in sorted(MUTANTS.rglob("*")):
+            name = stale.relative_to(MUTANTS).as_posix()
+            if stale.is_file() and _copied_from_the_tree(name) and name not in names:
+                stale.unlink()
+
+
+def _copied_from_the_tree(name: str) -> bool:
+    """Whether mutants/NAME is one of this tool's copies, not mutmut's own (the package, its stats, caches)."""
+    parts = name.split("/")
+    return not (
+        parts[0] in MUTMUT_OWN or parts[0].startswith("mutmut") or "__pycache__" in parts
+    )
 
 
 def load_mutants() -> list[Mutant]:

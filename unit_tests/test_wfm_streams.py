@@ -2,15 +2,20 @@
 
 - queues: one request; `Description` as well as `description` lands in `description`;
 - agents: offset paging that goes on over a short page and ends on an empty one; the same page twice is an error;
+  so is a row that is not a JSON object, once the retries ran out;
 - agent_activity: EventTime kept raw and normalised to EventTimeUtc (UTC, one-digit hours); an answer cut short is
   read on from its latest event until nothing new comes, and an answer smaller than one already seen is whole;
   more events in one second than an answer holds, or an event outside its window, fail loudly; the state is the
   newest event received.
 """
 
+import types
 from typing import Any, List, Mapping
 
-from airbyte_cdk.models import SyncMode
+import backoff._sync
+import pytest
+from airbyte_cdk.models import FailureType, SyncMode
+from airbyte_cdk.sources.streams.http import rate_limiting
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
 from airbyte_cdk.test.mock_http import HttpMocker
@@ -82,6 +87,22 @@ def test_agents_from_a_server_that_ignores_offset_end_with_an_error(http_mocker:
 
     assert "ignores `offset`" in _error(output)
     http_mocker.assert_number_of_calls(again, 1)
+
+
+def test_an_agent_that_is_not_a_json_object_fails_the_sync_once_the_retries_ran_out(
+    http_mocker: HttpMocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: such a row ended the sync with a bare AttributeError from inside the paginator.
+    skipped = types.SimpleNamespace(sleep=lambda seconds: None)  # the retries' back-off would take minutes
+    monkeypatch.setattr(backoff._sync, "time", skipped)
+    monkeypatch.setattr(rate_limiting, "time", skipped)
+    http_mocker.get(endpoint_request("agents", offset=0, limit=3), array([agent(1), "a-0002"]))
+
+    output = _read("agents")
+
+    assert not output.records
+    assert output.errors[0].trace.error.failure_type == FailureType.transient_error
+    assert "not complete agents JSON (cut short, an HTML error page, or rows that are not JSON objects)" in _error(output)
 
 
 # --- agent activity -----------------------------------------------------------------------------------
