@@ -135,6 +135,7 @@ class Simulator:
         endless_has_more: bool = False,
         omit_has_more: bool = False,
         omit_total_count: bool = False,
+        unreadable_interval_start: bool = False,
         future_row: bool | datetime | None = None,
         redirect: tuple[int, str] | None = None,
         echo_auth_400: bool = False,
@@ -188,6 +189,7 @@ class Simulator:
         self.endless_has_more = endless_has_more
         self.omit_has_more = omit_has_more
         self.omit_total_count = omit_total_count
+        self.unreadable_interval_start = unreadable_interval_start
         self.echo_auth_400 = echo_auth_400
         self.redirect = redirect
         self._future_setting: bool | datetime | None = None
@@ -453,8 +455,8 @@ class Simulator:
         self._queue_description_key = key
 
     # ----- hostile modes ---------------------------------------------------------------------------
-    # ignore_skip, endless_has_more, omit_has_more, omit_total_count and echo_auth_400 are plain
-    # attributes; the modes below keep state (what was served, how many answers) and reset it when set.
+    # ignore_skip, endless_has_more, omit_has_more, omit_total_count, unreadable_interval_start and echo_auth_400 are
+    # plain attributes; the modes below keep state (what was served, how many answers) and reset it when set.
 
     @property
     def redirect(self) -> tuple[int, str] | None:
@@ -750,7 +752,8 @@ class Simulator:
 
         ignore_skip serves rows from offset 0 whatever skip says; endless_has_more fills every page past the
         real rows with fabricated ones; both keep hasMore true. The future row rides on the first page
-        delivered after it is set, counted in totalCount. omit_* leave a field out.
+        delivered after it is set, counted in totalCount. omit_* leave a field out; unreadable_interval_start sends
+        every row's intervalStartTimeStamp as null.
         """
         page_size = query.limit if self.page_cap is None else min(query.limit, self.page_cap)
         data = self._data
@@ -770,6 +773,8 @@ class Simulator:
                 payloads.append(self._future.payload)
                 total += 1
                 self._future_served = True
+            if self.unreadable_interval_start:
+                payloads = [orjson.dumps({**orjson.loads(payload), "intervalStartTimeStamp": None}) for payload in payloads]
             has_more = more_rows or self.ignore_skip or self.endless_has_more
             body = page_body(
                 payloads,

@@ -249,6 +249,19 @@ def test_an_account_whose_first_interval_ends_at_midnight_starts_on_the_day_it_b
     assert windows[0][0] == "2024-02-29T00:00:00Z"
 
 
+def test_rows_without_a_readable_start_are_taken_for_the_day_before_the_moment_asked_and_the_search_still_finds_the_first_day() -> None:
+    # Each answer then proves rows only before the moment asked, not a day earlier: taking a day more for them
+    # started the read a day early, and taking them for no rows read the account from now on.
+    with _account(unreadable_interval_start=True) as sim:
+        output = _read(_config(sim))
+        expected = sim.records()
+        windows = _first_pages(sim)
+
+    assert not output.errors and _read_exactly(output, expected)
+    assert _logs(output, "No start_date") == ["No start_date: the account's first interval is on 2024-03-01; reading from there."]
+    assert windows[0][0] == "2024-03-01T00:00:00Z"
+
+
 def test_first_day_search_finds_a_first_day_years_back_within_twenty_requests() -> None:
     # A server sorting newest first with small pages: the first answer does not hold the first day.
     first = datetime(2009, 3, 14, 6, tzinfo=timezone.utc)
