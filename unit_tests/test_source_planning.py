@@ -235,6 +235,19 @@ def test_a_read_without_start_date_starts_at_the_first_day_found_in_two_requests
     assert windows[0][0] == "2024-03-01T00:00:00Z"
 
 
+def test_window_hours_and_num_workers_the_user_gives_are_kept_by_a_read_that_searches_the_first_day() -> None:
+    # 240 hours in windows of 7 make 35, not a multiple of 3 workers: neither the density nor the workers may
+    # change what the user chose.
+    with _account() as sim:
+        output = _read(_config(sim, window_hours=7, num_workers=3))
+        expected = sim.records()
+        windows = _first_pages(sim)
+
+    assert not output.errors and _read_exactly(output, expected)
+    assert len(windows) == 35 and [_hours(window) for window in windows[:-1]] == [7] * 34
+    assert not _logs(output, "No window_hours") and not _logs(output, "No num_workers")
+
+
 def test_an_account_whose_first_interval_ends_at_midnight_starts_on_the_day_it_began() -> None:
     # The 23:45 interval is the first day's, though it ends on the next: the search goes by interval starts.
     late_start = datetime(2024, 2, 29, 23, 45, tzinfo=timezone.utc)
