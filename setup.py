@@ -23,8 +23,10 @@ setup(
     extras_require={
         # requests-mock: the CDK's HttpMocker imports it without declaring it.
         "tests": ["pytest>=8,<10", "requests-mock>=1.12,<2"],
-        # `python3 dev.py mutate`: mutation testing of source_callvolume/ against the fast tests.
-        "mutation": ["mutmut>=3.3,<4"],
+        # `python3 dev.py mutate`: mutation testing of source_callvolume/ against the fast tests. pytest-timeout
+        # fails a test that a mutant holds past 30 s (a planner waiting out a budget, a search of 26 years): mutmut's
+        # own limit is the whole suite's time, 4 times over, per mutant.
+        "mutation": ["mutmut>=3.3,<4", "pytest-timeout>=2.3,<3"],
     },
     entry_points={"console_scripts": ["source-callvolume=source_callvolume.run:run"]},
 )

@@ -2,7 +2,8 @@
 
 mutmut's settings are setup.cfg's [mutmut] section: it mutates every module of source_callvolume/ and runs
 unit_tests/ (the fast in-process tests; the integration tests run the installed command in subprocesses,
-which never see a mutant). A run starts afresh: mutants/ (git-ignored) is removed, the rest of the
+which never see a mutant), each test stopped after TEST_TIMEOUT_SECONDS (pytest-timeout) so that a mutant that
+makes one wait or loop fails at once. A run starts afresh: mutants/ (git-ignored) is removed, the rest of the
 working tree as git sees it (tracked and untracked files, not ignored ones) is copied into it for the tests
 to find, and `mutmut run` copies the package in, mutated.
 
@@ -51,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "source_callvolume"
 MUTANTS = ROOT / "mutants"
 MUTMUT = Path(sys.executable).with_name("mutmut")
+TEST_TIMEOUT_SECONDS = 30
 # Outcomes in which the tests stopped the mutant.
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log"}
@@ -93,6 +95,8 @@ def main(argv: list[str]) -> int:
         command += ["--max-children", str(arguments.max_children)]
     # PYTHONPATH (dev.py sets it to the repository) would put the unmutated package within the tests' reach.
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # pytest-timeout's: a unit test takes 4 s at most; one a mutant holds for longer fails (killing it) at once.
+    environment["PYTEST_TIMEOUT"] = str(TEST_TIMEOUT_SECONDS)
     print(f"mutate: {' '.join([MUTMUT.name, *command[1:]])} over {PACKAGE}/ against unit_tests/", flush=True)
     status = run_mutmut(command, environment)
     # Of the last run's survivors, those whose function did not change since (mutmut has just tested the others).
