@@ -437,26 +437,26 @@ _DEADLINES = _Deadlines()
 
 
 @dataclass
-class _PagesOfASize(PaginationStrategy):
-    """What the two offset paginations share: the page size asked for, and no token before the first page."""
+class _PagingOnFromTheFirstAnswer(PaginationStrategy):
+    """What the three paginations share: no token before the first answer, and no page size of their own.
+
+    The requests ask for the config's `page_size` through the manifest's request options; the CDK would only
+    put a strategy's page size into a request through a `page_size_option`, which no paginator here has.
+    """
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
-    page_size: Union[InterpolatedString, str, int]
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._page_size = int(InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config))
 
     @property
     def initial_token(self) -> Optional[Any]:
         return None
 
     def get_page_size(self) -> Optional[int]:
-        return self._page_size
+        return None
 
 
 @dataclass
-class HasMoreOffsetPagination(_PagesOfASize):
+class HasMoreOffsetPagination(_PagingOnFromTheFirstAnswer):
     """Offset paging that follows `hasMore`, checks every answer before it moves the offset, and re-reads a
     window whose rows moved while it was paged.
 
@@ -671,7 +671,7 @@ class NormalizeEventTime(RecordTransformation):
 
 
 @dataclass
-class OffsetUntilEmptyPage(_PagesOfASize):
+class OffsetUntilEmptyPage(_PagingOnFromTheFirstAnswer):
     """`offset`/`limit` paging that ends on an empty page, and fails on a page it has already received.
 
     Why not `OffsetIncrement`: it ends on the first page shorter than `limit`, but the agents API documents no
@@ -714,7 +714,7 @@ EventKey = Tuple[Any, Any, Any, Any]
 
 
 @dataclass
-class ReadOnFromLastEvent(PaginationStrategy):
+class ReadOnFromLastEvent(_PagingOnFromTheFirstAnswer):
     """Reads a window of agent activity on from its latest event until an answer brings nothing new.
 
     Why: the agent-activity API documents no paging, so an answer may be cut short at a size nobody told us.
@@ -729,16 +729,9 @@ class ReadOnFromLastEvent(PaginationStrategy):
     The largest answer seen is the one thing kept across windows, under a lock.
     """
 
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._lock = threading.Lock()
         self._largest_answer = 0
-
-    @property
-    def initial_token(self) -> Optional[Any]:
-        return None
 
     def next_page_token(
         self,
@@ -771,9 +764,6 @@ class ReadOnFromLastEvent(PaginationStrategy):
                 "Lower the window or report it to Kore.ai."
             )
         return {"from": format_utc(latest)}
-
-    def get_page_size(self) -> Optional[int]:
-        return None
 
 
 def _event_key(event: Mapping[str, Any]) -> EventKey:

@@ -7,12 +7,12 @@ makes one wait or loop fails at once. A run starts afresh: mutants/ (git-ignored
 working tree as git sees it (tracked and untracked files, not ignored ones) is copied into it for the tests
 to find, and `mutmut run` copies the package in, mutated.
 
-`--again [NAME ...]` builds on the last run instead, for the loop of killing survivors: it copies the working tree in
-again (and removes what git no longer lists), lets mutmut test the mutants it has no verdict for (those of
-functions changed since, whose verdicts mutmut drops), then tests the last run's survivors again against
-today's tests (only those matching the NAMEs or globs, when given: each survivor that is still one costs a
-whole run of its tests). A killed verdict is kept, so a score after `--again` is only as good as the tests that earned
-it: after removing or weakening a test, run afresh.
+`--again [NAME ...]` builds on the last run instead, for the loop of killing survivors: it copies the working
+tree in again (and removes what git no longer lists) and lets mutmut test the mutants it has no verdict for
+(those of functions changed since: mutmut drops their verdicts); then it tests again, against today's tests,
+those of the last run's survivors that match the NAMEs (mutmut's names or globs; '*' for all: each survivor
+that is still one costs a whole run of its tests). A killed verdict is kept, so a score after `--again` is only
+as good as the tests that earned it: after removing or weakening a test, run afresh.
 
 Then this prints, from what mutmut left in mutants/:
 
@@ -76,11 +76,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python3 dev.py mutate", description=__doc__.splitlines()[0])
     parser.add_argument("--max-children", type=int, help="mutants tested at once (mutmut's default: the CPU count)")
     parser.add_argument(
-        "--again", action="store_true", help="build on the last run: test what it left unchecked, then its survivors"
+        "--again", action="store_true", help="build on the last run: test what it has no verdict for, then survivors"
     )
     parser.add_argument(
         "survivors", nargs="*", metavar="NAME",
-        help="with --again, test again only the survivors matching these names or globs (mutmut's names)",
+        help="with --again, the last run's survivors to test again: mutmut's names or globs ('*' for all)",
     )
     arguments = parser.parse_args(argv)
     os.chdir(ROOT)
@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
     retest = sorted(
         mutant.name for mutant in load_mutants()
         if mutant.status == "survived" and mutant.name in last_survivors
-        and (not arguments.survivors or any(fnmatch.fnmatch(mutant.name, pattern) for pattern in arguments.survivors))
+        and any(fnmatch.fnmatch(mutant.name, pattern) for pattern in arguments.survivors)
     )
     if status == 0 and retest:
         print(f"mutate: testing the last run's {len(retest)} survivors again", flush=True)
