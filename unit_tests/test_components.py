@@ -887,6 +887,8 @@ def test_the_config_is_trimmed_with_a_scheme_no_trailing_slash_and_a_start_on_th
         ("", "https://platform.kore.ai"),
         ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
         ("https://de-platform.kore.ai", "https://de-platform.kore.ai"),
+        # Only slashes are trimmed: a name may end in any letter, upper case included.
+        ("WFM.EXAMPLE.LUX/", "https://WFM.EXAMPLE.LUX"),
     ],
 )
 def test_a_host_left_out_is_kore_ais_and_one_given_keeps_its_scheme(host: Optional[str], normalised: str) -> None:

@@ -384,6 +384,32 @@ def test_a_read_with_a_state_and_no_start_date_starts_a_lookback_before_the_curs
     assert windows == [("2024-03-09T09:00:00Z", END_DATE)]
 
 
+def test_a_read_of_two_days_without_window_hours_or_num_workers_is_one_window_without_a_probe() -> None:
+    # No request before the read, so no latency to choose workers from: the windows are left as they are.
+    with _account() as sim:
+        settings = {key: value for key, value in _config(sim, start_date="2024-03-09T00:00:00Z").items() if key != "num_workers"}
+        output = _read(settings)
+        expected = sim.records("2024-03-09T00:00:00Z", END_DATE)
+        windows = _first_pages(sim)
+
+    assert not output.errors and _read_exactly(output, expected)
+    assert windows == [("2024-03-09T00:00:00Z", END_DATE)]
+
+
+def test_windows_after_a_state_come_in_full_rounds_of_the_workers_over_what_is_left_to_read() -> None:
+    # 144 hours from the cursor less the lookback, in 14-hour windows of ten 10-row pages at the 7.2 rows an hour
+    # the probe finds: 11 windows, made 10 of 15 hours for 5 workers. Rounded over the whole history from
+    # start_date instead, they would be 16 hours long, and 9.
+    with _account() as sim:
+        output = _read(_config(sim, start_date="2024-03-01T00:00:00Z", page_size=10, num_workers=5), _state("2024-03-05T03:00:00Z"))
+        expected = sim.records("2024-03-05T00:00:00Z", END_DATE)
+        probe, *windows = _first_pages(sim)
+
+    assert not output.errors and _read_exactly(output, expected)
+    assert probe == ("2024-03-05T00:00:00Z", END_DATE)
+    assert len(windows) == 10 and min(windows)[0] == "2024-03-05T00:00:00Z"
+
+
 def test_the_state_of_another_stream_is_ignored() -> None:
     # Were it taken for call_volume's, the planner would see 39 hours left to read and send no density probe.
     with _account() as sim:
