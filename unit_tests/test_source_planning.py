@@ -410,6 +410,17 @@ def test_windows_after_a_state_come_in_full_rounds_of_the_workers_over_what_is_l
     assert len(windows) == 10 and min(windows)[0] == "2024-03-05T00:00:00Z"
 
 
+def test_an_empty_state_of_the_stream_reads_from_start_date() -> None:
+    # What a reset leaves: call_volume's state without a cursor. Reading it as one raised AttributeError.
+    with _account() as sim:
+        output = _read(_config(sim, start_date="2024-03-09T00:00:00Z"), StateBuilder().with_stream_state(STREAM, {}).build())
+        expected = sim.records("2024-03-09T00:00:00Z", END_DATE)
+        windows = _first_pages(sim)
+
+    assert not output.errors and _read_exactly(output, expected)
+    assert windows == [("2024-03-09T00:00:00Z", END_DATE)]
+
+
 def test_the_state_of_another_stream_is_ignored() -> None:
     # Were it taken for call_volume's, the planner would see 39 hours left to read and send no density probe.
     with _account() as sim:
