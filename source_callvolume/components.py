@@ -835,10 +835,12 @@ class CallVolumeErrorHandler(DefaultErrorHandler):
                     "The connector follows no redirect, so the token goes only to the configured `host`: if that "
                     "host is the Kore.ai environment you mean and you trust it, set `host` to it."
                 )
-            if response_or_exception.status_code == 200:
+            # The CDK takes any 2xx for a success, so each one is vetted: a 204 holds no page either.
+            if 200 <= response_or_exception.status_code < 300:
                 if parsed_body(response_or_exception) is None:
                     return _transient(
-                        f"Kore.ai answered 200 with a body that is not complete {endpoint(response_or_exception)} JSON "
+                        f"Kore.ai answered {response_or_exception.status_code} with a body that is not complete "
+                        f"{endpoint(response_or_exception)} JSON "
                         "(cut short, an HTML error page, or rows that are not JSON objects); retried until the retries ran out."
                     )
                 self._answered.set()

@@ -59,7 +59,7 @@ LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critic
 # How mutmut names a method's mutants: xǁClassǁmethod__mutmut_3 (a function's: x_function__mutmut_3).
 CLASS_SEPARATOR = "ǁ"
 # What a run leaves in mutants/ beside this tool's copies of the working tree (and mutmut-* files).
-MUTMUT_OWN = {PACKAGE, "report.txt", ".pytest_cache", ".mypy_cache", ".coverage"}
+MUTMUT_OWN = {"report.txt", ".pytest_cache", ".mypy_cache", ".coverage"}
 MESSAGE_KEYWORDS = {"message", "internal_message", "failure_message", "msg", "reason", "error_message", "detail"}
 
 
@@ -83,6 +83,8 @@ def main(argv: list[str]) -> int:
         help="with --again, the last run's survivors to test again: mutmut's names or globs ('*' for all)",
     )
     arguments = parser.parse_args(argv)
+    if arguments.survivors and not arguments.again:
+        parser.error("NAMEs are the survivors to test again: they go with --again")
     os.chdir(ROOT)
     started = time.monotonic()
     again = arguments.again and MUTANTS.joinpath(PACKAGE).is_dir()
@@ -99,7 +101,8 @@ def main(argv: list[str]) -> int:
     environment["PYTEST_TIMEOUT"] = str(TEST_TIMEOUT_SECONDS)
     print(f"mutate: {' '.join([MUTMUT.name, *command[1:]])} over {PACKAGE}/ against unit_tests/", flush=True)
     status = run_mutmut(command, environment)
-    # Of the last run's survivors, those whose function did not change since (mutmut has just tested the others).
+    # Of the last run's survivors that the NAMEs match, those still surviving (mutmut has just tested again the
+    # mutants of the functions changed since; one of them may be tested twice).
     retest = sorted(
         mutant.name for mutant in load_mutants()
         if mutant.status == "survived" and mutant.name in last_survivors
@@ -143,11 +146,11 @@ def run_mutmut(command: list[str], environment: dict[str, str]) -> int:
 
 
 def copy_tree_beside_the_package(afresh: bool) -> None:
-    """mutants/ holding the working tree as git sees it, but the package (mutmut copies that itself).
+    """mutants/ holding the working tree as git sees it, but the package's modules (mutmut copies those).
 
     Afresh, mutants/ is emptied first. Otherwise the files copied by an earlier run that git no longer lists
-    are removed (a deleted test must not run), and what mutmut keeps there (the package, its mutants and
-    verdicts, its stats) is left alone.
+    are removed (a deleted test must not run), mutmut's stats are dropped (it collects them again), and its
+    mutants and verdicts are left alone.
     """
     if afresh:
         shutil.rmtree(MUTANTS, ignore_errors=True)
@@ -155,13 +158,18 @@ def copy_tree_beside_the_package(afresh: bool) -> None:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
-    names = {name for name in listing.split("\0") if name and not name.startswith(f"{PACKAGE}/")}
+    # The package's modules mutmut copies (and mutates) itself, but only once: its other files (the manifest)
+    # are copied here every time, so that a run builds on the manifest of today.
+    names = {name for name in listing.split("\0") if name and not (name.startswith(f"{PACKAGE}/") and name.endswith(".py"))}
     names = {name for name in names if (ROOT / name).is_file()}
     for name in sorted(names):
         target = MUTANTS / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     if not afresh:
+        # Which tests reach which function: mutmut collects it again only for tests of a new name, so a test
+        # changed to kill a survivor would not be run against it. Its verdicts are kept in the .meta files.
+        MUTANTS.joinpath("mutmut-stats.json").unlink(missing_ok=True)
         for stale in sorted(MUTANTS.rglob("*")):
             name = stale.relative_to(MUTANTS).as_posix()
             if stale.is_file() and _copied_from_the_tree(name) and name not in names:
@@ -171,9 +179,9 @@ def copy_tree_beside_the_package(afresh: bool) -> None:
 def _copied_from_the_tree(name: str) -> bool:
     """Whether mutants/NAME is one of this tool's copies, not mutmut's own (the package, its stats, caches)."""
     parts = name.split("/")
-    return not (
-        parts[0] in MUTMUT_OWN or parts[0].startswith("mutmut") or "__pycache__" in parts
-    )
+    if parts[0] == PACKAGE:
+        return not name.endswith((".py", ".meta", ".spans")) and "__pycache__" not in parts
+    return not (parts[0] in MUTMUT_OWN or parts[0].startswith("mutmut") or "__pycache__" in parts)
 
 
 def load_mutants() -> list[Mutant]:

@@ -25,6 +25,8 @@ from source_callvolume.source import SourceCallvolume
 from testkit import activity, agent, array, config, endpoint_request, event
 
 DAY_1, DAY_2, DAY_3 = "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z", "2024-03-03T00:00:00Z"
+#: The error handler's max_retries (manifest.yaml): with the back-off's sleeps skipped, only the count bounds them.
+RETRIES = 60
 
 
 def _read(stream: str, sync_mode: SyncMode = SyncMode.full_refresh, state: Any = None, **overrides: Any) -> EntrypointOutput:
@@ -96,10 +98,12 @@ def test_an_agent_that_is_not_a_json_object_fails_the_sync_once_the_retries_ran_
     skipped = types.SimpleNamespace(sleep=lambda seconds: None)  # the retries' back-off would take minutes
     monkeypatch.setattr(backoff._sync, "time", skipped)
     monkeypatch.setattr(rate_limiting, "time", skipped)
-    http_mocker.get(endpoint_request("agents", offset=0, limit=3), array([agent(1), "a-0002"]))
+    first_page = endpoint_request("agents", offset=0, limit=3)
+    http_mocker.get(first_page, array([agent(1), "a-0002"]))
 
     output = _read("agents")
 
+    http_mocker.assert_number_of_calls(first_page, 1 + RETRIES)
     assert not output.records
     assert output.errors[0].trace.error.failure_type == FailureType.transient_error
     assert "not complete agents JSON (cut short, an HTML error page, or rows that are not JSON objects)" in _error(output)
