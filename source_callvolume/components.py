@@ -835,8 +835,9 @@ class CallVolumeErrorHandler(DefaultErrorHandler):
                     "The connector follows no redirect, so the token goes only to the configured `host`: if that "
                     "host is the Kore.ai environment you mean and you trust it, set `host` to it."
                 )
-            # The CDK takes any 2xx for a success, so each one is vetted: a 204 holds no page either.
-            if 200 <= response_or_exception.status_code < 300:
+            # The CDK takes any status under 400 for a success (a redirect is refused above), so each is vetted:
+            # a 204 or a 304 holds no page either.
+            if response_or_exception.ok:
                 if parsed_body(response_or_exception) is None:
                     return _transient(
                         f"Kore.ai answered {response_or_exception.status_code} with a body that is not complete "

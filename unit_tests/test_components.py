@@ -707,8 +707,8 @@ def test_a_200_that_is_not_its_endpoints_json_is_retried_naming_the_endpoint(ans
     )
 
 
-@pytest.mark.parametrize("status", [201, 202, 204, 206])
-def test_another_2xx_that_is_not_its_endpoints_json_is_retried_like_a_200(status: int) -> None:
+@pytest.mark.parametrize("status", [201, 202, 204, 206, 300, 304, 399])
+def test_any_answer_the_cdk_takes_for_a_success_that_is_not_its_endpoints_json_is_retried_like_a_200(status: int) -> None:
     # Regression: only a 200 was vetted, so a 204 reached the extractor and the planner as a success.
     resolution = _error_handler().interpret_response(_answer(status, ""))
 
