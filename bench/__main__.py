@@ -46,6 +46,9 @@ Columns of throughput, memory and latency:
 - wall: from spawning the client to reaping it, start-up included.
 - CPU s, RSS MiB: the client's own user+sys time and peak resident set, from `os.wait4` on its pid (the
   per-child form of `getrusage(RUSAGE_CHILDREN)`: the simulator and the other runs are not mixed in).
+- switches: the client's voluntary context switches, from the same `os.wait4`: each time one of its threads
+  blocked, on I/O, a queue or the interpreter lock. Many more of them than rows means the threads pass the lock
+  around rather than work.
 - requests: what the simulator answered while the client ran, retried ones included, counted by the server.
 - states: STATE messages on the client's stdout (the raw loop writes none).
 
@@ -165,6 +168,7 @@ class Run:
     retried: int
     states: int
     exit_code: int
+    voluntary_switches: int = 0
     problem: str = ""
     # 429s the simulator's rate limit sent the client.
     rate_limited: int = 0
@@ -328,7 +332,7 @@ def run_client(client: Client, round_number: int, simulator: SimulatorProcess, s
         client=client.name, round=round_number, rows=tally.records, wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_kib=usage.ru_maxrss,
         requests=requests, retried=requests - (answered_200(after) - answered_200(before)),
-        states=tally.states, exit_code=process.returncode, problem=problem,
+        states=tally.states, exit_code=process.returncode, voluntary_switches=usage.ru_nvcsw, problem=problem,
         rate_limited=after["rate_limited"] - before["rate_limited"],
         neighbour_sent=neighbour(after, "sent") - neighbour(before, "sent"),
         neighbour_refused=neighbour(after, "rate_limited") - neighbour(before, "rate_limited"),
@@ -360,7 +364,7 @@ def _failure_note(run: Run) -> str:
 
 TABLE_HEADER = (
     f"  {'run':>3}  {'client':<28}{'rows':>9}{'wall s':>9}{'rows/s':>10}{'CPU s':>8}{'RSS MiB':>9}"
-    f"{'requests':>10}{'states':>8}"
+    f"{'requests':>10}{'states':>8}{'switches':>10}"
 )
 
 
@@ -368,6 +372,7 @@ def _format_run(run: Run) -> str:
     line = (
         f"  {run.round:>3}  {run.client:<28}{run.rows:>9,}{run.wall_s:>9.2f}{run.rows_per_s / 1000:>9.1f}k"
         f"{run.cpu_s:>8.2f}{run.peak_rss_kib / KIB_PER_MIB:>9.1f}{run.requests:>10,}{run.states:>8,}"
+        f"{run.voluntary_switches:>10,}"
     )
     if run.retried:
         line += f"  ({run.retried} answered non-200, retried)"
