@@ -47,8 +47,8 @@ RECORD_BATCH_CHARACTERS = 1 << 16
 # Python's default of 5 ms is shorter than what a page of 100 rows costs the connector (about 7.5 ms), so with a
 # dozen workers the interpreter lock changed hands in the middle of pages, over and over: 17,000 to 60,000
 # voluntary context switches instead of about 8,000 for 20,731 rows, and the read after start-up took a quarter
-# longer (`python -m bench --only latency`, README "Performance"). A thread whose answer has arrived may now wait a turn
-# or two longer for the lock, tens of milliseconds, which the workers hide along with the API's latency.
+# longer (`python -m bench --only latency`, README "Performance"). A thread whose answer has arrived may now
+# wait a turn or two longer for the lock, tens of milliseconds, which the workers hide with the API's latency.
 THREAD_SWITCH_INTERVAL_S = 0.02
 
 

@@ -277,9 +277,9 @@ def test_spec_prints_the_manifest_spec_exactly_with_its_jwt_example_unmasked() -
 
 def test_the_command_gives_a_thread_a_turn_at_the_interpreter_lock_longer_than_a_page_of_100_rows_takes() -> None:
     # Regression: with Python's 5 ms a turn ended in the middle of a worker's page, and the dozen workers of the
-    # latency benchmark (100 ms answers, pages of 100 rows) passed the lock 17,000 to 60,000 times for
-    # 20,731 rows instead of about 8,000, and the read after start-up took a quarter longer. Not so long that an answer waits for its
-    # thread a sizeable part of the latency the workers hide.
+    # latency benchmark (100 ms answers, pages of 100 rows) passed the lock 17,000 to 60,000 times for 20,731
+    # rows instead of about 8,000, and the read after start-up took a quarter longer. Not so long that an answer
+    # waits for its thread a sizeable part of the latency the workers hide.
     printed = _run(["spec"])
 
     assert 100 * _Planner.ROW_SECONDS < printed.switch_interval <= 0.05
